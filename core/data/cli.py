@@ -1,0 +1,94 @@
+"""CLI commands of the data layer: ``demo`` and ``build-dataset``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from core import settings
+from core.errors import UserError
+
+__all__ = ["register"]
+
+
+def _tqdm_progress(total_label: str):
+    from tqdm import tqdm
+
+    bar = tqdm(total=100, desc=total_label, unit="%", bar_format="{l_bar}{bar}| {postfix}")
+
+    def update(fraction: float, message: str) -> None:
+        bar.n = round(100 * fraction)
+        bar.set_postfix_str(message, refresh=True)
+
+    return bar, update
+
+
+def _demo(args) -> int:
+    from core.data.demo import build_demo_cohort
+
+    bar, update = _tqdm_progress("demo cohort")
+    with bar:
+        folder = build_demo_cohort(args.out, progress=update)
+    print(folder)
+    return 0
+
+
+def load_cohort(source: str | Path | None, demographics: str | Path | None = None):
+    """Entries and cohort table for a data source (None: the demo cohort, built if needed)."""
+    from core.data.demographics import cohort_table, find_demographics, load_demographics
+    from core.data.volumes import scan_source
+
+    if source is None:
+        from core.data.demo import build_demo_cohort
+
+        source = build_demo_cohort()
+    entries = scan_source(source)
+    demographics = Path(demographics) if demographics else find_demographics(source)
+    table = None
+    if demographics is not None:
+        if not demographics.is_file():
+            raise UserError(f"demographics file {demographics} does not exist")
+        table, _notes = load_demographics(demographics)
+    return entries, cohort_table(entries, table), demographics
+
+
+def _build_dataset(args) -> int:
+    from core.data.dataset import balance_table, build_dataset
+    from core.data.slices import SliceSpec
+
+    spec = SliceSpec(axis=args.axis, start=args.start, stop=args.stop, size=args.size)
+    entries, cohort, demographics = load_cohort(args.data, args.demographics)
+    demographics_id = ""
+    if demographics is not None:
+        stat = demographics.stat()
+        demographics_id = f"{demographics}:{stat.st_size}:{stat.st_mtime_ns}"
+    bar, update = _tqdm_progress("build dataset")
+    with bar:
+        result = build_dataset(entries, spec, cohort, fractions=args.split, seed=args.seed,
+                               cache_dir=args.cache, progress=update, demographics_id=demographics_id)
+    for line in result.skipped:
+        print(f"skipped {line}", file=sys.stderr)
+    print(balance_table(result.manifest).to_string(index=False), file=sys.stderr)
+    print(result.path)
+    return 0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    demo = commands.add_parser("demo", help="build the synthetic demo cohort, print its folder")
+    demo.add_argument("--out", type=Path, default=None, help="folder (default: the cache dir)")
+    demo.set_defaults(handler=_demo)
+
+    build = commands.add_parser("build-dataset", help="build a leak-free slice dataset, print its folder")
+    build.add_argument("--data", type=Path, default=settings.data_source(),
+                       help="folder of NIfTI volumes or IXI-T1.tar (default: the demo cohort)")
+    build.add_argument("--demographics", type=Path, default=None, help="IXI.xls or CSV with ID, Age, Sex")
+    build.add_argument("--axis", choices=["axial", "coronal", "sagittal"], required=True)
+    build.add_argument("--start", type=int, required=True, help="first slice (canonical index)")
+    build.add_argument("--stop", type=int, required=True, help="one past the last slice")
+    build.add_argument("--size", type=int, default=128, help="square image size in pixels")
+    build.add_argument("--split", type=float, nargs=3, default=[0.8, 0.1, 0.1],
+                       metavar=("TRAIN", "VAL", "TEST"), help="subject fractions per split")
+    build.add_argument("--seed", type=int, default=0, help="seed of the subject split")
+    build.add_argument("--cache", type=Path, default=None, help="datasets folder (default: cache dir)")
+    build.set_defaults(handler=_build_dataset)
