@@ -11,6 +11,7 @@ from core.errors import UserError
 __all__ = [
     "AXES", "SliceSpec", "plane", "plane_labels", "plane_pixel_mm", "plane_axes", "voxel_to_plane",
     "plane_to_voxel", "robust_range", "to_square", "check_range", "extract_slices", "thesis_spec",
+    "range_yield", "preview_indices", "preview_slices",
 ]
 
 #: Canonical (RAS+) array axis for each anatomical plane name.
@@ -224,3 +225,44 @@ def thesis_spec(volume, size: int = 128) -> SliceSpec:
     _, last = volume.raw_index_to_canonical(THESIS_RAW_AXIS, THESIS_RAW_STOP - 1)
     axis = {v: k for k, v in AXES.items()}[axis_index]
     return SliceSpec(axis=axis, start=min(first, last), stop=max(first, last) + 1, size=size)
+
+
+def range_yield(shapes: dict, axis: str, start: int, stop: int) -> dict:
+    """How many slices a range gives over a cohort.
+
+    Parameters
+    ----------
+    shapes : ``{subject_id: canonical shape tuple, or an error string}``.
+
+    Returns
+    -------
+    dict with ``volumes`` (usable), ``slices`` (total), ``too_small`` and ``unreadable``
+    (lists of subject ids).
+    """
+    a = AXES[axis]
+    usable, too_small, unreadable = [], [], []
+    for subject, shape in shapes.items():
+        if isinstance(shape, str):
+            unreadable.append(subject)
+        elif stop <= shape[a]:
+            usable.append(subject)
+        else:
+            too_small.append(subject)
+    return {"volumes": len(usable), "slices": len(usable) * (stop - start),
+            "too_small": too_small, "unreadable": unreadable}
+
+
+def preview_indices(start: int, stop: int, count: int) -> list[int]:
+    """Up to ``count`` slice indices spread evenly over ``start:stop`` (first and last included)."""
+    if stop - start <= count:
+        return list(range(start, stop))
+    return sorted({int(round(x)) for x in np.linspace(start, stop - 1, count)})
+
+
+def preview_slices(volume, axis: str, indices, size: int = 96, radiological: bool = True) -> np.ndarray:
+    """``(len(indices), size, size)`` float32 thumbnails in [0, 1], scaled like the dataset."""
+    lo, hi = robust_range(volume.data)
+    pixel_mm = plane_pixel_mm(volume.zooms, axis)
+    out = [to_square(np.clip((plane(volume.data, axis, i, radiological) - lo) / (hi - lo), 0, 1),
+                     pixel_mm, size) for i in indices]
+    return np.clip(np.array(out, dtype=np.float32), 0, 1)

@@ -31,6 +31,7 @@ __all__ = [
     "scan_source",
     "load_volume",
     "volume_from_bytes",
+    "canonical_shape",
 ]
 
 _NIFTI_SUFFIXES = (".nii.gz", ".nii")
@@ -272,3 +273,35 @@ def _validated_volume(image, name, subject_id, site, source) -> Volume:
         raw_to_canonical=raw_to_canonical,
         warnings=warnings,
     )
+
+
+def canonical_shape(entry: VolumeEntry) -> tuple[int, int, int]:
+    """Shape of a volume in RAS+ canonical order, from its header only (fast).
+
+    Reads just the first kilobytes (gzip is streamed), so a whole cohort's shapes
+    are known without decompressing the voxel data.
+    """
+    import gzip
+
+    try:
+        if entry.member is None:
+            handle = open(entry.path, "rb")
+        else:
+            archive = tarfile.open(entry.path)
+            handle = archive.extractfile(entry.member)
+        with handle:
+            head = handle.read(2)
+            handle.seek(0)
+            stream = gzip.GzipFile(fileobj=handle) if head == b"\x1f\x8b" else handle
+            header_bytes = stream.read(348)
+        header = nib.Nifti1Header(binaryblock=header_bytes)
+    except Exception as exc:
+        raise UserError(f"cannot read the NIfTI header of {entry.name}: {exc}") from exc
+    shape = header.get_data_shape()
+    if len(shape) < 3:
+        raise UserError(f"{entry.name} has shape {shape}: a 3-D volume is needed")
+    orientation = nib.orientations.io_orientation(header.get_best_affine())
+    canonical = [0, 0, 0]
+    for raw_axis, (canon_axis, _) in enumerate(orientation[:3]):
+        canonical[int(canon_axis)] = int(shape[raw_axis])
+    return tuple(canonical)

@@ -1,0 +1,24 @@
+"""latentbrain: browse brain MRI, build slice datasets, train and judge generative models.
+
+Run with ``streamlit run app.py``.  This file only routes; pages live in ``pages/``.
+"""
+
+import streamlit as st
+
+from ui.sidebar import data_source_sidebar
+
+st.set_page_config(page_title="latentbrain", page_icon="🧠", layout="wide")
+
+navigation = st.navigation(
+    {
+        "Data": [
+            st.Page("pages/browse.py", title="Browse", icon="🔍", default=True),
+            st.Page("pages/dataset.py", title="Dataset", icon="🗂️"),
+        ],
+        "Models": [
+            st.Page("pages/train.py", title="Train", icon="🏋️"),
+        ],
+    }
+)
+data_source_sidebar()
+navigation.run()

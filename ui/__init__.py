@@ -1,0 +1,1 @@
+"""Streamlit-side helpers shared by pages: session-state keys, cached loaders, sidebar."""

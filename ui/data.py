@@ -1,0 +1,107 @@
+"""Cached access to the cohort, volumes and rendered planes for the pages."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import streamlit as st
+
+from core import settings
+from core.data.demographics import cohort_table, find_demographics, load_demographics
+from core.data.volumes import VolumeEntry, canonical_shape, load_volume, scan_source
+from core.errors import UserError
+from core.viz.images import render_plane
+from ui import state
+
+
+def demo_folder() -> Path:
+    """The demo cohort's folder, built on first use with a visible progress bar."""
+    from core.data import demo
+
+    if demo.demo_is_built():
+        return settings.demo_dir()
+    with st.status("Building the synthetic demo cohort (first start only)…", expanded=True) as box:
+        bar = st.progress(0.0)
+        folder = demo.build_demo_cohort(progress=lambda f, msg: bar.progress(min(1.0, f), text=msg))
+        box.update(label="Demo cohort ready", state="complete", expanded=False)
+    return folder
+
+
+def current_source() -> tuple[Path, Path | None, bool]:
+    """(data source, demographics file or None, is_demo) chosen in the sidebar."""
+    kind = st.session_state.get(state.SOURCE_KIND, "folder" if settings.data_source() else "demo")
+    if kind == "folder":
+        text = (st.session_state.get(state.SOURCE_PATH) or "").strip()
+        if not text:
+            raise UserError("type a folder of NIfTI volumes or the path of IXI-T1.tar in the sidebar")
+        source = Path(text).expanduser()
+    elif kind == "upload":
+        source = st.session_state.get(state.UPLOAD)
+        if not source:
+            raise UserError("upload a .nii or .nii.gz file in the sidebar")
+        source = Path(source)
+    else:
+        source = demo_folder()
+    demographics_text = (st.session_state.get(state.DEMOGRAPHICS_PATH) or "").strip()
+    demographics = Path(demographics_text).expanduser() if demographics_text else find_demographics(source)
+    return source, demographics, kind == "demo"
+
+
+def _mtime(path: Path | None) -> int:
+    try:
+        return path.stat().st_mtime_ns if path else 0
+    except OSError:
+        return 0
+
+
+@st.cache_data(show_spinner="Scanning volumes…", max_entries=8)
+def _cohort(source: str, demographics: str | None, _mtimes: tuple):
+    entries = scan_source(source)
+    table, notes = (None, [])
+    if demographics:
+        table, notes = load_demographics(demographics)
+    return entries, cohort_table(entries, table), notes
+
+
+def cohort():
+    """(entries, cohort table, notes, is_demo, source) for the current data source."""
+    source, demographics, is_demo = current_source()
+    entries, table, notes = _cohort(str(source), str(demographics) if demographics else None,
+                                    (_mtime(source), _mtime(demographics)))
+    return entries, table, notes, is_demo, source
+
+
+def save_upload(name: str, data: bytes) -> Path:
+    """Keep an uploaded file on this machine (never sent anywhere) under the cache dir."""
+    safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in Path(name).name) or "upload.nii.gz"
+    folder = settings.cache_dir() / "uploads" / hashlib.sha256(data).hexdigest()[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / safe).write_bytes(data)
+    return folder
+
+
+@st.cache_resource(max_entries=6, show_spinner="Loading volume…")
+def volume(entry: VolumeEntry):
+    """A loaded volume, kept in memory (a few at a time: ~40 MB each at full resolution)."""
+    return load_volume(entry)
+
+
+@st.cache_data(max_entries=16)
+def shapes(entries: tuple[VolumeEntry, ...]) -> dict:
+    """Canonical shape per subject, from headers only; unreadable files map to their error."""
+    found = {}
+    for entry in entries:
+        try:
+            found[entry.subject_id] = canonical_shape(entry)
+        except UserError as exc:
+            found[entry.subject_id] = str(exc)
+    return found
+
+
+@st.cache_data(max_entries=512)
+def plane_png(entry: VolumeEntry, axis: str, index: int, level: float, width: float,
+              radiological: bool, crosshair, range_lines, display_px: int = 360) -> bytes:
+    """Rendered plane PNG bytes, cached per file identity and view parameters."""
+    return render_plane(volume(entry), axis, index, level, width, radiological,
+                        crosshair, range_lines, display_px)
