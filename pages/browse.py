@@ -3,10 +3,9 @@
 import numpy as np
 import streamlit as st
 
-from core.data.slices import AXES, preview_indices, preview_slices, range_yield, thesis_spec
-from core.data.volumes import load_volume
+from core.data.slices import AXES, preview_indices, range_yield, thesis_spec
 from core.errors import UserError
-from core.viz.images import auto_window, grid_png
+from core.viz.images import auto_window
 from ui import data, state
 
 st.title("Browse")
@@ -138,14 +137,9 @@ if yield_["unreadable"]:
     r2.warning(f"{len(yield_['unreadable'])} files are unreadable: " + ", ".join(yield_["unreadable"][:5]))
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
-def _thumbnails(entry, axis, indices, radiological):
-    return grid_png(preview_slices(load_volume(entry), axis, indices, 96, radiological), ncols=len(indices))
-
-
 st.markdown(f"**This subject** — chosen slices ({range_axis})")
 strip = preview_indices(start, stop, 12)
-st.image(_thumbnails(entry, range_axis, tuple(strip), radiological),
+st.image(data.thumbnails(entry, range_axis, tuple(strip), radiological),
          caption=" · ".join(str(i) for i in strip), output_format="PNG")
 others = [s for s in options if s != subject][:6]
 if others:
@@ -155,7 +149,7 @@ if others:
     for n, other in enumerate(others):
         with grid[n % len(grid)]:
             try:
-                st.image(_thumbnails(by_id[other], range_axis, ends, radiological), caption=other,
+                st.image(data.thumbnails(by_id[other], range_axis, ends, radiological), caption=other,
                          output_format="PNG")
             except UserError as exc:
                 st.warning(f"{other}: {exc}")

@@ -11,7 +11,8 @@ from core import settings
 from core.data.demographics import cohort_table, find_demographics, load_demographics
 from core.data.volumes import VolumeEntry, canonical_shape, load_volume, scan_source
 from core.errors import UserError
-from core.viz.images import render_plane
+from core.data.slices import preview_slices
+from core.viz.images import grid_png, render_plane
 from ui import state
 
 
@@ -81,9 +82,10 @@ def save_upload(name: str, data: bytes) -> Path:
     return folder
 
 
-@st.cache_resource(max_entries=6, show_spinner="Loading volume…")
+@st.cache_resource(max_entries=8, show_spinner="Loading volume…")
 def volume(entry: VolumeEntry):
-    """A loaded volume, kept in memory (a few at a time: ~40 MB each at full resolution)."""
+    """A loaded volume, kept in memory (eight at a time: ~40 MB each at full resolution,
+    enough for the subject shown plus the six in the range preview)."""
     return load_volume(entry)
 
 
@@ -105,3 +107,9 @@ def plane_png(entry: VolumeEntry, axis: str, index: int, level: float, width: fl
     """Rendered plane PNG bytes, cached per file identity and view parameters."""
     return render_plane(volume(entry), axis, index, level, width, radiological,
                         crosshair, range_lines, display_px)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def thumbnails(entry: VolumeEntry, axis: str, indices: tuple, radiological: bool) -> bytes:
+    """A row of slice thumbnails (PNG) scaled like the dataset, for the range preview."""
+    return grid_png(preview_slices(volume(entry), axis, indices, 96, radiological), ncols=len(indices))
