@@ -1,0 +1,269 @@
+"""Named model configurations (demo, thesis, quality) for both model types, checked and built.
+
+A config is a flat JSON-friendly dict: ``model_type``, ``preset``, the training settings
+(``image_size``, ``batch_size``, ``learning_rate``, ``epochs``, ``early_stopping_patience``,
+``seed``) and the model's own keys.  VAE configs add the loss and KL warm-up keys
+(``recon_loss``, ``sigma``, ``beta``, ``free_bits``, ``kl_schedule``, ``warmup_epochs``...);
+VQ-VAE configs add the codebook keys and the prior's (``prior_epochs``, ``prior_filters``...).
+
+- ``demo``: 64 px, small; trains on the demo cohort on 2 CPU cores in minutes.
+- ``thesis``: the 2023 thesis' architecture (128 px, conv k4 s2 + BatchNorm + LeakyReLU,
+  blocks 16/32/64/256/1024, latent 1024, Adam 5e-4, batch 64) with our loss fixes: a real
+  ELBO (summed Gaussian reconstruction, beta * KL, linear KL warm-up, free bits) instead of
+  ``1000 * mean-MSE + KL``.  Its VQ-VAE keeps the thesis' first blocks (16/32/64) so the code
+  grid is 16x16 (the thesis had 2x2) and has a PixelCNN prior (the thesis had none).
+- ``quality``: wider networks for a GPU.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from core.errors import UserError
+from core.models._checks import (
+    check_bool,
+    check_choice,
+    check_filters,
+    check_float,
+    check_image_size,
+    check_int,
+)
+from core.models.prior import PixelCNNPrior
+from core.models.prior import build_prior as _build_prior
+from core.models.vae import KL_SCHEDULES, LOSS_MODES, RECON_LOSSES, build_vae
+from core.models.vqvae import build_vqvae
+
+__all__ = [
+    "MODEL_TYPES",
+    "PRESET_NAMES",
+    "PRESETS",
+    "get_preset",
+    "validate_config",
+    "build_model",
+    "build_prior",
+]
+
+MODEL_TYPES = ("vae", "vqvae")
+PRESET_NAMES = ("demo", "thesis", "quality")
+
+_VAE_LOSS = {
+    "recon_loss": "gaussian",
+    "sigma": 0.1,
+    "learn_sigma": False,
+    "beta": 1.0,
+    "free_bits": 0.05,
+    "loss_mode": "elbo",
+    "kl_schedule": "linear",
+    "cycle_epochs": 10,
+}
+
+_VQ_CODEBOOK = {
+    "commitment_cost": 0.25,
+    "use_ema": True,
+    "ema_decay": 0.99,
+    "restart_dead_codes": True,
+    "restart_threshold": 0.03,
+    "data_init": True,
+    "prior_kernel_size": 3,
+}
+
+PRESETS = {
+    ("vae", "demo"): {
+        "image_size": 64,
+        "batch_size": 32,
+        "learning_rate": 1e-3,
+        "epochs": 60,
+        "early_stopping_patience": 15,
+        "filters": [32, 64, 128, 256],
+        "kernel_size": 4,
+        "latent_dim": 128,
+        **_VAE_LOSS,
+        "warmup_epochs": 10,
+    },
+    ("vae", "thesis"): {
+        "image_size": 128,
+        "batch_size": 64,
+        "learning_rate": 5e-4,
+        "epochs": 100,
+        "early_stopping_patience": 15,
+        "filters": [16, 32, 64, 256, 1024],
+        "kernel_size": 4,
+        "latent_dim": 1024,
+        **_VAE_LOSS,
+        "warmup_epochs": 10,
+    },
+    ("vae", "quality"): {
+        "image_size": 128,
+        "batch_size": 64,
+        "learning_rate": 2e-4,
+        "epochs": 300,
+        "early_stopping_patience": 30,
+        "filters": [64, 128, 256, 512, 512],
+        "kernel_size": 4,
+        "latent_dim": 256,
+        **_VAE_LOSS,
+        "warmup_epochs": 20,
+    },
+    ("vqvae", "demo"): {
+        "image_size": 64,
+        "batch_size": 32,
+        "learning_rate": 1e-3,
+        "epochs": 40,
+        "early_stopping_patience": 10,
+        "filters": [32, 64],
+        "kernel_size": 4,
+        "n_res_blocks": 2,
+        "res_filters": 64,
+        "num_embeddings": 128,
+        "embedding_dim": 32,
+        **_VQ_CODEBOOK,
+        "prior_epochs": 30,
+        "prior_batch_size": 32,
+        "prior_learning_rate": 1e-3,
+        "prior_early_stopping_patience": 10,
+        "prior_filters": 64,
+        "prior_layers": 8,
+    },
+    ("vqvae", "thesis"): {
+        "image_size": 128,
+        "batch_size": 64,
+        "learning_rate": 5e-4,
+        "epochs": 100,
+        "early_stopping_patience": 15,
+        "filters": [16, 32, 64],
+        "kernel_size": 4,
+        "n_res_blocks": 2,
+        "res_filters": 256,
+        "num_embeddings": 512,
+        "embedding_dim": 64,
+        **_VQ_CODEBOOK,
+        "prior_epochs": 60,
+        "prior_batch_size": 64,
+        "prior_learning_rate": 5e-4,
+        "prior_early_stopping_patience": 10,
+        "prior_filters": 96,
+        "prior_layers": 10,
+    },
+    ("vqvae", "quality"): {
+        "image_size": 128,
+        "batch_size": 64,
+        "learning_rate": 3e-4,
+        "epochs": 200,
+        "early_stopping_patience": 20,
+        "filters": [64, 128, 256],
+        "kernel_size": 4,
+        "n_res_blocks": 4,
+        "res_filters": 256,
+        "num_embeddings": 512,
+        "embedding_dim": 64,
+        **_VQ_CODEBOOK,
+        "prior_epochs": 150,
+        "prior_batch_size": 64,
+        "prior_learning_rate": 3e-4,
+        "prior_early_stopping_patience": 20,
+        "prior_filters": 128,
+        "prior_layers": 15,
+        "prior_kernel_size": 5,
+    },
+}
+
+
+def get_preset(model_type, preset):
+    """Full config dict (a new copy) of a named preset.
+
+    >>> get_preset("vae", "thesis")["filters"]
+    [16, 32, 64, 256, 1024]
+    """
+    check_choice("model_type", model_type, MODEL_TYPES)
+    check_choice("preset", preset, PRESET_NAMES)
+    return {
+        "model_type": model_type,
+        "preset": preset,
+        "seed": 0,
+        **copy.deepcopy(PRESETS[(model_type, preset)]),
+    }
+
+
+def validate_config(config, n_train=None):
+    """Check a config and return a new full one: the preset's values overridden by ``config``.
+
+    ``config`` needs ``model_type``; ``preset`` defaults to ``"demo"``.  Keys no preset knows
+    are passed through unchanged (e.g. a dataset hash).  With ``n_train`` (training images)
+    a ``batch_size`` larger than the training set is refused too.
+
+    Raises:
+        UserError: naming the argument and showing the bad value.
+
+    >>> validate_config({"model_type": "vae", "epochs": 3})["epochs"]
+    3
+    """
+    if not isinstance(config, dict):
+        raise UserError(f"config must be a dict, got {type(config).__name__}")
+    model_type = check_choice("model_type", config.get("model_type"), MODEL_TYPES)
+    preset = check_choice("preset", config.get("preset", "demo"), PRESET_NAMES)
+    c = {**get_preset(model_type, preset), **copy.deepcopy(config)}
+
+    c["filters"] = list(check_filters("filters", c["filters"]))
+    c["image_size"] = check_image_size(c["image_size"], len(c["filters"]))
+    c["batch_size"] = check_int("batch_size", c["batch_size"], 1)
+    c["learning_rate"] = check_float("learning_rate", c["learning_rate"], 0.0, open_min=True)
+    c["epochs"] = check_int("epochs", c["epochs"], 1)
+    c["early_stopping_patience"] = check_int("early_stopping_patience", c["early_stopping_patience"], 0)
+    c["kernel_size"] = check_int("kernel_size", c["kernel_size"], 1)
+    if c.get("seed") is not None:
+        c["seed"] = check_int("seed", c["seed"], 0)
+    if n_train is not None and c["batch_size"] > n_train:
+        raise UserError(
+            f"batch_size ({c['batch_size']}) is larger than the training set ({n_train} images)"
+        )
+
+    if model_type == "vae":
+        c["latent_dim"] = check_int("latent_dim", c["latent_dim"], 1)
+        check_choice("recon_loss", c["recon_loss"], RECON_LOSSES)
+        c["sigma"] = check_float("sigma", c["sigma"], 0.0, open_min=True)
+        check_bool("learn_sigma", c["learn_sigma"])
+        c["beta"] = check_float("beta", c["beta"], 0.0)
+        c["free_bits"] = check_float("free_bits", c["free_bits"], 0.0)
+        check_choice("loss_mode", c["loss_mode"], LOSS_MODES)
+        check_choice("kl_schedule", c["kl_schedule"], KL_SCHEDULES)
+        c["warmup_epochs"] = check_int("warmup_epochs", c["warmup_epochs"], 0)
+        c["cycle_epochs"] = check_int("cycle_epochs", c["cycle_epochs"], 1)
+    else:
+        c["num_embeddings"] = check_int("num_embeddings", c["num_embeddings"], 2)
+        c["embedding_dim"] = check_int("embedding_dim", c["embedding_dim"], 1)
+        c["n_res_blocks"] = check_int("n_res_blocks", c["n_res_blocks"], 0)
+        c["res_filters"] = check_int("res_filters", c["res_filters"], 1)
+        c["commitment_cost"] = check_float("commitment_cost", c["commitment_cost"], 0.0)
+        for key in ("use_ema", "restart_dead_codes", "data_init"):
+            check_bool(key, c[key])
+        c["ema_decay"] = check_float("ema_decay", c["ema_decay"], 0.0, 1.0, open_min=True, open_max=True)
+        c["restart_threshold"] = check_float("restart_threshold", c["restart_threshold"], 0.0, 1.0)
+        c["prior_epochs"] = check_int("prior_epochs", c["prior_epochs"], 0)
+        c["prior_batch_size"] = check_int("prior_batch_size", c["prior_batch_size"], 1)
+        c["prior_learning_rate"] = check_float(
+            "prior_learning_rate", c["prior_learning_rate"], 0.0, open_min=True
+        )
+        c["prior_early_stopping_patience"] = check_int(
+            "prior_early_stopping_patience", c["prior_early_stopping_patience"], 0
+        )
+        c["prior_filters"] = check_int("prior_filters", c["prior_filters"], 1)
+        c["prior_layers"] = check_int("prior_layers", c["prior_layers"], 1)
+        c["prior_kernel_size"] = check_int("prior_kernel_size", c["prior_kernel_size"], 3)
+        if c["prior_kernel_size"] % 2 == 0:
+            raise UserError(f"prior_kernel_size must be odd, got {c['prior_kernel_size']}")
+    return c
+
+
+def build_model(config):
+    """Validate ``config`` and build its (uncompiled) :class:`~core.models.vae.VAE` or
+    :class:`~core.models.vqvae.VQVAE`."""
+    c = validate_config(config)
+    return build_vae(c) if c["model_type"] == "vae" else build_vqvae(c)
+
+
+def build_prior(config) -> PixelCNNPrior:
+    """Validate a VQ-VAE ``config`` and build its (uncompiled) :class:`PixelCNNPrior`."""
+    c = validate_config(config)
+    if c["model_type"] != "vqvae":
+        raise UserError(f"model_type must be 'vqvae' to build a prior, got {c['model_type']!r}")
+    return _build_prior(c)

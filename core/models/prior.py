@@ -1,0 +1,217 @@
+"""Gated PixelCNN prior over VQ-VAE code grids: learns p(indices), samples new grids.
+
+Reading order: the network builder, the :class:`PixelCNNPrior` model, the builder.
+
+Code grids are ``(B, h, w)`` int32 in ``[0, num_embeddings)``; logits are
+``(B, h, w, num_embeddings)`` float32.  The logits at a position depend only on positions
+before it in raster order (row by row, left to right).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import keras
+from keras import layers, ops
+
+from core.models._checks import check_float, check_int
+from core.models.layers import compiled, gated_pixelcnn_block
+
+__all__ = ["PixelCNNPrior", "build_prior", "get_pixelcnn"]
+
+
+def get_pixelcnn(num_embeddings, filters=64, n_layers=8, kernel_size=3):
+    """Functional gated PixelCNN: ``(B, h, w)`` int32 codes -> ``(B, h, w, K)`` float32 logits.
+
+    Embedding, ``n_layers`` :func:`gated_pixelcnn_block` (the first with mask "A"), then two
+    1x1 convolutions.  Any grid size is accepted (the sampler feeds cropped grids).
+    """
+    inputs = keras.Input((None, None), dtype="int32", name="codes")
+    x = layers.Embedding(num_embeddings, filters, name="embed")(inputs)
+    v, h = x, x
+    for i in range(n_layers):
+        v, h = gated_pixelcnn_block(v, h, filters, kernel_size, first=i == 0, name=f"gated{i}")
+    x = layers.ReLU(name="head_act1")(h)
+    x = layers.Conv2D(2 * filters, 1, name="head_conv")(x)
+    x = layers.ReLU(name="head_act2")(x)
+    logits = layers.Conv2D(num_embeddings, 1, dtype="float32", name="logits")(x)
+    return keras.Model(inputs, logits, name="pixelcnn")
+
+
+@keras.saving.register_keras_serializable(package="latentbrain")
+class PixelCNNPrior(keras.Model):
+    """Autoregressive prior over ``grid_size x grid_size`` code grids.
+
+    Args:
+        num_embeddings: number of codes K (the VQ-VAE's codebook size).
+        grid_size: side of the code grid.
+        filters: channels of the gated stacks.
+        n_layers: gated layers (a position sees ``n_layers * (kernel_size // 2) + 1`` rows up).
+        kernel_size: odd kernel of the masked convolutions.
+
+    Train with ``fit(indices)`` (targets are the inputs); the metric ``loss`` is the
+    cross-entropy in nats per code.
+
+    Examples:
+        >>> prior = PixelCNNPrior(num_embeddings=8, grid_size=4, filters=8, n_layers=2)
+        >>> prior.sample(2, seed=0).shape
+        (2, 4, 4)
+    """
+
+    def __init__(self, num_embeddings=128, grid_size=16, filters=64, n_layers=8, kernel_size=3, **kwargs):
+        kwargs.pop("trainable", None)
+        super().__init__(**kwargs)
+        self.num_embeddings = check_int("num_embeddings", num_embeddings, 2)
+        self.grid_size = check_int("grid_size", grid_size, 1)
+        self.filters = check_int("prior_filters", filters, 1)
+        self.n_layers = check_int("prior_layers", n_layers, 1)
+        self.kernel_size = check_int("prior_kernel_size", kernel_size, 3)
+        if self.kernel_size % 2 == 0:
+            from core.errors import UserError
+
+            raise UserError(f"prior_kernel_size must be odd, got {self.kernel_size}")
+        self.net = get_pixelcnn(self.num_embeddings, self.filters, self.n_layers, self.kernel_size)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.built = True
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker]
+
+    def call(self, inputs, training=False):
+        """Logits ``(B, h, w, K)`` float32 for code grids ``(B, h, w)``."""
+        return ops.cast(self.net(ops.cast(inputs, "int32"), training=training), "float32")
+
+    def compute_loss_value(self, indices, training=False):
+        """Mean cross-entropy (nats per code) of code grids ``(B, h, w)`` under the model."""
+        indices = ops.cast(indices, "int32")
+        logits = self(indices, training=training)
+        ce = keras.losses.sparse_categorical_crossentropy(indices, logits, from_logits=True)
+        return ops.mean(ce)
+
+    def train_step(self, data):
+        import tensorflow as tf  # GradientTape: the TF backend's training hook
+
+        x = data[0] if isinstance(data, (tuple, list)) else data
+        with tf.GradientTape() as tape:
+            loss = self.compute_loss_value(x, training=True)
+            scaled = self.optimizer.scale_loss(loss)
+        variables = self.net.trainable_variables
+        grads = tape.gradient(scaled, variables)
+        self.optimizer.apply_gradients(zip(grads, variables))
+        self.loss_tracker.update_state(loss)
+        return {"loss": self.loss_tracker.result()}
+
+    def test_step(self, data):
+        x = data[0] if isinstance(data, (tuple, list)) else data
+        self.loss_tracker.update_state(self.compute_loss_value(x, training=False))
+        return {"loss": self.loss_tracker.result()}
+
+    def log_likelihood(self, indices, batch_size=256):
+        """Mean cross-entropy in nats per code of ``(N, h, w)`` grids (float)."""
+        indices = np.asarray(indices, "int32")
+        fn = compiled(self, "nll", lambda t: self.compute_loss_value(t))
+        total = sum(float(fn(indices[s : s + batch_size])) * len(indices[s : s + batch_size])
+                    for s in range(0, len(indices), batch_size))
+        return total / max(1, len(indices))
+
+    def sample(self, n, seed=0, temperature=1.0):
+        """``n`` code grids drawn autoregressively: ``(n, grid_size, grid_size)`` int32 ndarray.
+
+        ``temperature`` divides the logits (0 gives the most likely code at each step).  The
+        vertical stack (rows above) runs once per row, on the rows its receptive field
+        reaches; only the horizontal stack of the current row runs once per position.
+        """
+        n = check_int("n", n, 0)
+        temperature = check_float("temperature", temperature, 0.0)
+        rng = np.random.default_rng(seed)
+        g = self.grid_size
+        grid = np.zeros((n, g, g), dtype="int32")
+        if n == 0:
+            return grid
+        vertical = compiled(self, "vertical", self._vertical_features)
+        sample_row = compiled(self, "sample_row", self._sample_row)
+        reach = self.n_layers * (self.kernel_size // 2)
+        inv_temp = np.float32(1.0 / temperature if temperature > 0 else 1.0)
+        for i in range(g):
+            if i == 0:  # nothing above the first row: the shifted-in zeros
+                v_to_h = [np.zeros((n, 1, g, 2 * self.filters), "float32")] * self.n_layers
+            else:
+                v_to_h = vertical(grid[:, max(0, i - 1 - reach) : i])
+            if temperature > 0:
+                noise = rng.gumbel(size=(n, g, self.num_embeddings)).astype("float32")
+            else:
+                noise = np.zeros((n, g, self.num_embeddings), "float32")
+            grid[:, i] = np.asarray(sample_row(v_to_h, noise, inv_temp))
+        return grid
+
+    def _sample_row(self, v_to_h, noise, inv_temp):
+        """Draw one row ``(B, w)`` int32 left to right (Gumbel-max with the given noise)."""
+        shape = ops.shape(noise)
+        width = self.grid_size
+
+        def body(j, row):
+            logits = self._row_logits(row[:, None, :], v_to_h)[:, 0]  # (B, w, K)
+            scores = ops.take(logits, j, axis=1) * inv_temp + ops.take(noise, j, axis=1)
+            code = ops.cast(ops.argmax(scores, axis=-1), "int32")
+            return row + code[:, None] * ops.cast(ops.one_hot(j, width), "int32")[None, :]
+
+        return ops.fori_loop(0, width, body, ops.zeros((shape[0], width), "int32"))
+
+    def _vertical_features(self, grid):
+        """Vertical-stack inputs to the horizontal stack of the row *below* the last row of
+        ``grid`` ``(B, r, w)``: a list (one per layer) of ``(B, 1, w, 2 * filters)`` tensors."""
+        layer = self.net.get_layer
+        v = layer("embed")(grid)
+        out = []
+        for i in range(self.n_layers):
+            v_conv = layer(f"gated{i}_v")(v)
+            out.append(layer(f"gated{i}_v_to_h")(v_conv[:, -1:]))
+            if i + 1 < self.n_layers:  # the last gate feeds nothing (not in the graph)
+                v = layer(f"gated{i}_v_gate")(v_conv)
+        return out
+
+    def _row_logits(self, row, v_to_h):
+        """Logits ``(B, 1, w, K)`` of one row ``(B, 1, w)`` given :meth:`_vertical_features`;
+        equal to ``self.net`` on the full grid at that row."""
+        layer = self.net.get_layer
+        h = layer("embed")(row)
+        for i in range(self.n_layers):
+            h_conv = layer(f"gated{i}_h")(h)
+            gated = layer(f"gated{i}_h_gate")(h_conv + ops.cast(v_to_h[i], h_conv.dtype))
+            h_out = layer(f"gated{i}_h_out")(gated)
+            h = h_out if i == 0 else h + h_out
+        x = layer("head_conv")(ops.relu(h))
+        return ops.cast(layer("logits")(ops.relu(x)), "float32")
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "num_embeddings": self.num_embeddings,
+            "grid_size": self.grid_size,
+            "filters": self.filters,
+            "n_layers": self.n_layers,
+            "kernel_size": self.kernel_size,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def build_prior(config):
+    """A :class:`PixelCNNPrior` for a VQ-VAE config dict (keys ``num_embeddings``,
+    ``image_size``, ``filters`` for the grid, and ``prior_filters``, ``prior_layers``,
+    ``prior_kernel_size``).
+
+    >>> build_prior({"image_size": 32, "filters": [8, 16], "num_embeddings": 16}).grid_size
+    8
+    """
+    grid = int(config.get("image_size", 64)) // 2 ** len(config.get("filters", (32, 64)))
+    return PixelCNNPrior(
+        num_embeddings=config.get("num_embeddings", 128),
+        grid_size=grid,
+        filters=config.get("prior_filters", 64),
+        n_layers=config.get("prior_layers", 8),
+        kernel_size=config.get("prior_kernel_size", 3),
+        name="prior",
+    )

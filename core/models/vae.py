@@ -1,0 +1,370 @@
+"""Convolutional VAE with a real ELBO (summed reconstruction + beta * KL, optional free bits).
+
+Reading order: encoder and decoder builders, the :class:`VAE` model, the KL warm-up schedule
+used by the training engine, and the active-unit diagnostics.
+
+Images are ``(B, H, W, 1)`` float32 in [0, 1].  The decoder emits logits; :meth:`VAE.decode`
+applies the sigmoid.  ``loss_mode="thesis"`` reproduces the 2023 thesis' loss
+(``1000 * mean-MSE + KL``, no annealing) on the same architecture so benchmarks can compare.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import keras
+from keras import layers, ops
+
+from core.errors import UserError
+from core.models._checks import (
+    check_bool,
+    check_choice,
+    check_filters,
+    check_float,
+    check_image_size,
+    check_int,
+)
+from core.models.layers import Sampling, compiled, down_block, up_block
+
+__all__ = [
+    "VAE",
+    "build_vae",
+    "get_vae_encoder",
+    "get_vae_decoder",
+    "kl_beta_schedule",
+    "kl_per_unit",
+    "active_units",
+    "RECON_LOSSES",
+    "LOSS_MODES",
+    "KL_SCHEDULES",
+]
+
+RECON_LOSSES = ("bernoulli", "gaussian")
+LOSS_MODES = ("elbo", "thesis")
+KL_SCHEDULES = ("linear", "cyclical", "none")
+
+
+def get_vae_encoder(image_size, filters, latent_dim, kernel_size=4):
+    """Functional encoder: ``(B, S, S, 1)`` images -> ``[z_mean, z_log_var]``, each ``(B, latent_dim)``.
+
+    One :func:`down_block` (conv stride 2, BatchNorm, LeakyReLU) per entry of ``filters``,
+    then flatten and two float32 dense heads.
+    """
+    inputs = keras.Input((image_size, image_size, 1), name="images")
+    x = inputs
+    for i, f in enumerate(filters):
+        x = down_block(x, f, kernel_size, name=f"enc{i}")
+    x = layers.Flatten(name="flatten")(x)
+    z_mean = layers.Dense(latent_dim, dtype="float32", name="z_mean")(x)
+    z_log_var = layers.Dense(latent_dim, dtype="float32", name="z_log_var")(x)
+    return keras.Model(inputs, [z_mean, z_log_var], name="encoder")
+
+
+def get_vae_decoder(image_size, filters, latent_dim, kernel_size=4):
+    """Functional decoder: ``(B, latent_dim)`` -> ``(B, S, S, 1)`` float32 logits.
+
+    Dense to the encoder's last feature map, then one :func:`up_block` (transposed conv
+    stride 2, BatchNorm, LeakyReLU) per encoder block with the filters mirrored, then a 3x3
+    conv to one channel.
+    """
+    n = len(filters)
+    side = image_size // 2**n
+    up_filters = list(reversed(filters))[1:] + [filters[0]]
+    inputs = keras.Input((latent_dim,), name="z")
+    x = layers.Dense(side * side * filters[-1], name="dense")(inputs)
+    x = layers.LeakyReLU(0.2, name="dense_act")(x)
+    x = layers.Reshape((side, side, filters[-1]), name="reshape")(x)
+    for i, f in enumerate(up_filters):
+        x = up_block(x, f, kernel_size, name=f"dec{i}")
+    logits = layers.Conv2D(1, 3, padding="same", dtype="float32", name="logits")(x)
+    return keras.Model(inputs, logits, name="decoder")
+
+
+def _as_images(x):
+    """``(B, H, W)`` or ``(B, H, W, 1)`` -> float32 ``(B, H, W, 1)`` tensor."""
+    x = ops.convert_to_tensor(x)
+    if len(x.shape) == 3:
+        x = x[..., None]
+    return ops.cast(x, "float32")
+
+
+def _batches(array, batch_size):
+    for start in range(0, len(array), batch_size):
+        yield array[start : start + batch_size]
+
+
+def _numpy_images(images):
+    images = np.asarray(images, dtype="float32")
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or images.shape[-1] != 1:
+        raise UserError(f"images must be (N, H, W) or (N, H, W, 1), got shape {images.shape}")
+    return images
+
+
+@keras.saving.register_keras_serializable(package="latentbrain")
+class VAE(keras.Model):
+    """Convolutional variational autoencoder.
+
+    Args:
+        image_size: side S of the square ``(S, S, 1)`` input; a multiple of ``2**len(filters)``.
+        filters: channels of the encoder's stride-2 blocks, e.g. ``(32, 64, 128, 256)``.
+        latent_dim: size of the latent vector.
+        kernel_size: kernel of the (transposed) convolutions.
+        recon_loss: ``"bernoulli"`` (BCE on logits) or ``"gaussian"`` (squared error / 2 sigma^2).
+        sigma: Gaussian decoder standard deviation (initial value when learned).
+        learn_sigma: learn one log-sigma (adds ``log sigma`` per pixel; the loss can go negative).
+        beta: initial weight of the KL term; a callback may change ``self.beta`` each epoch.
+        free_bits: nats per latent unit below which the (batch-mean) KL is not penalised.
+        loss_mode: ``"elbo"`` or ``"thesis"`` (``1000 * mean-MSE + KL``, beta fixed at 1).
+        seed: seed of the sampling layer.
+
+    ``train_step``/``test_step`` report ``loss``, ``recon`` (per image), ``kl`` (nats per image,
+    unweighted, before free bits) and ``beta``.
+
+    Examples:
+        >>> vae = VAE(image_size=16, filters=(8, 16), latent_dim=4)
+        >>> vae.decode(np.zeros((2, 4), "float32")).shape
+        (2, 16, 16, 1)
+    """
+
+    def __init__(
+        self,
+        image_size=64,
+        filters=(32, 64, 128, 256),
+        latent_dim=128,
+        kernel_size=4,
+        recon_loss="gaussian",
+        sigma=0.1,
+        learn_sigma=False,
+        beta=1.0,
+        free_bits=0.0,
+        loss_mode="elbo",
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.filters = check_filters("filters", filters)
+        self.image_size = check_image_size(image_size, len(self.filters))
+        self.latent_dim = check_int("latent_dim", latent_dim, 1)
+        self.kernel_size = check_int("kernel_size", kernel_size, 1)
+        self.recon_loss = check_choice("recon_loss", recon_loss, RECON_LOSSES)
+        self.sigma = check_float("sigma", sigma, 0.0, open_min=True)
+        self.learn_sigma = check_bool("learn_sigma", learn_sigma)
+        self.free_bits = check_float("free_bits", free_bits, 0.0)
+        self.loss_mode = check_choice("loss_mode", loss_mode, LOSS_MODES)
+        self.seed = seed
+        beta = check_float("beta", beta, 0.0)
+
+        self.encoder = get_vae_encoder(
+            self.image_size, self.filters, self.latent_dim, self.kernel_size
+        )
+        self.decoder = get_vae_decoder(
+            self.image_size, self.filters, self.latent_dim, self.kernel_size
+        )
+        self.sampling = Sampling(seed=seed, name="sampling")
+        self.beta = keras.Variable(beta, dtype="float32", trainable=False, name="beta")
+        self.log_sigma = keras.Variable(
+            math.log(self.sigma), dtype="float32", trainable=self.learn_sigma, name="log_sigma"
+        )
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.recon_tracker = keras.metrics.Mean(name="recon")
+        self.kl_tracker = keras.metrics.Mean(name="kl")
+        self.beta_tracker = keras.metrics.Mean(name="beta")
+        self.built = True
+
+    # ------------------------------------------------------------------ verbs
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.recon_tracker, self.kl_tracker, self.beta_tracker]
+
+    def call(self, inputs, training=False):
+        """Deterministic reconstruction (decoded posterior mean), ``(B, S, S, 1)`` in [0, 1]."""
+        z_mean, _ = self.encoder(_as_images(inputs), training=training)
+        return ops.sigmoid(self.decoder(z_mean, training=training))
+
+    def encode(self, x, batch_size=256):
+        """Posterior parameters of images ``(N, S, S[, 1])``: ``(z_mean, z_log_var)``, each ``(N, latent_dim)`` float32 ndarray."""
+        fn = compiled(self, "encode", lambda t: self.encoder(t, training=False))
+        images = _numpy_images(x)
+        parts = [fn(b) for b in _batches(images, batch_size)] or [
+            fn(np.zeros((0, *images.shape[1:]), "float32"))
+        ]
+        return (
+            np.concatenate([np.asarray(p[0], "float32") for p in parts]),
+            np.concatenate([np.asarray(p[1], "float32") for p in parts]),
+        )
+
+    def decode(self, z, batch_size=256):
+        """Images for latent vectors ``(N, latent_dim)``: ``(N, S, S, 1)`` float32 ndarray in [0, 1]."""
+        fn = compiled(
+            self, "decode", lambda t: ops.cast(ops.sigmoid(self.decoder(t, training=False)), "float32")
+        )
+        z = np.asarray(z, dtype="float32").reshape(-1, self.latent_dim)
+        parts = [np.asarray(fn(b)) for b in _batches(z, batch_size)]
+        if not parts:
+            return np.zeros((0, self.image_size, self.image_size, 1), "float32")
+        return np.concatenate(parts)
+
+    def reconstruct(self, x, batch_size=256):
+        """Decoded posterior means of images ``(N, S, S[, 1])``: ``(N, S, S, 1)`` float32 ndarray."""
+        z_mean, _ = self.encode(x, batch_size)
+        return self.decode(z_mean, batch_size)
+
+    def sample(self, n, seed=0, temperature=1.0):
+        """``n`` new images from the prior ``z ~ N(0, temperature^2 I)``: ``(n, S, S, 1)`` float32 in [0, 1]."""
+        n = check_int("n", n, 0)
+        temperature = check_float("temperature", temperature, 0.0)
+        rng = np.random.default_rng(seed)
+        z = rng.standard_normal((n, self.latent_dim)).astype("float32") * temperature
+        return self.decode(z)
+
+    # ------------------------------------------------------------------ loss
+    def compute_losses(self, x, training=False):
+        """Loss terms for a batch: dict of float32 scalars ``loss``, ``recon``, ``kl``, ``beta``."""
+        x = _as_images(x)
+        z_mean, z_log_var = self.encoder(x, training=training)
+        z = self.sampling([z_mean, z_log_var])
+        logits = ops.cast(self.decoder(z, training=training), "float32")
+        z_mean = ops.cast(z_mean, "float32")
+        z_log_var = ops.cast(z_log_var, "float32")
+        kl_units = 0.5 * (ops.square(z_mean) + ops.exp(z_log_var) - 1.0 - z_log_var)  # (B, L)
+        kl = ops.mean(ops.sum(kl_units, axis=1))
+
+        if self.loss_mode == "thesis":
+            recon = 1000.0 * ops.mean(ops.square(x - ops.sigmoid(logits)))
+            beta = ops.convert_to_tensor(1.0, "float32")
+            return {"loss": recon + kl, "recon": recon, "kl": kl, "beta": beta}
+
+        if self.recon_loss == "bernoulli":
+            per_pixel = (
+                ops.maximum(logits, 0.0) - logits * x + ops.log1p(ops.exp(-ops.abs(logits)))
+            )
+        else:
+            inv_var = ops.exp(-2.0 * self.log_sigma)
+            per_pixel = 0.5 * ops.square(x - ops.sigmoid(logits)) * inv_var
+            if self.learn_sigma:
+                per_pixel = per_pixel + self.log_sigma
+        recon = ops.mean(ops.sum(per_pixel, axis=(1, 2, 3)))
+        if self.free_bits > 0:
+            kl_term = ops.sum(ops.maximum(ops.mean(kl_units, axis=0), self.free_bits))
+        else:
+            kl_term = kl
+        beta = ops.convert_to_tensor(self.beta)
+        return {"loss": recon + beta * kl_term, "recon": recon, "kl": kl, "beta": beta}
+
+    def _update_trackers(self, terms):
+        self.loss_tracker.update_state(terms["loss"])
+        self.recon_tracker.update_state(terms["recon"])
+        self.kl_tracker.update_state(terms["kl"])
+        self.beta_tracker.update_state(terms["beta"])
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, data):
+        import tensorflow as tf  # GradientTape: the TF backend's training hook
+
+        x = data[0] if isinstance(data, (tuple, list)) else data
+        with tf.GradientTape() as tape:
+            terms = self.compute_losses(x, training=True)
+            scaled = self.optimizer.scale_loss(terms["loss"])
+        variables = self.trainable_variables
+        grads = tape.gradient(scaled, variables)
+        self.optimizer.apply_gradients(zip(grads, variables))
+        return self._update_trackers(terms)
+
+    def test_step(self, data):
+        x = data[0] if isinstance(data, (tuple, list)) else data
+        return self._update_trackers(self.compute_losses(x, training=False))
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "image_size": self.image_size,
+            "filters": list(self.filters),
+            "latent_dim": self.latent_dim,
+            "kernel_size": self.kernel_size,
+            "recon_loss": self.recon_loss,
+            "sigma": self.sigma,
+            "learn_sigma": self.learn_sigma,
+            "beta": float(np.asarray(self.beta)),
+            "free_bits": self.free_bits,
+            "loss_mode": self.loss_mode,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+_VAE_ARGS = (
+    "image_size",
+    "filters",
+    "latent_dim",
+    "kernel_size",
+    "recon_loss",
+    "sigma",
+    "learn_sigma",
+    "beta",
+    "free_bits",
+    "loss_mode",
+    "seed",
+)
+
+
+def build_vae(config):
+    """A :class:`VAE` from a config dict (a preset or ``presets.validate_config`` output).
+
+    Keys the model does not use (batch size, learning rate, schedule...) are ignored.
+
+    >>> build_vae({"image_size": 32, "filters": [8, 16], "latent_dim": 8}).latent_dim
+    8
+    """
+    return VAE(**{k: config[k] for k in _VAE_ARGS if k in config}, name="vae")
+
+
+def kl_beta_schedule(epoch, kind="linear", warmup_epochs=10, beta_max=1.0, cycle_epochs=10):
+    """Weight of the KL term for a 0-based ``epoch`` (KL warm-up).
+
+    ``"none"``: always ``beta_max``.  ``"linear"``: rises linearly, reaching ``beta_max`` at
+    epoch ``warmup_epochs - 1`` and staying there.  ``"cyclical"`` (Fu et al. 2019): repeats
+    every ``cycle_epochs``; in each cycle rises linearly over the first half, then holds.
+
+    >>> [kl_beta_schedule(e, "linear", 4, 1.0) for e in range(6)]
+    [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    >>> [kl_beta_schedule(e, "cyclical", 0, 1.0, 4) for e in range(6)]
+    [0.5, 1.0, 1.0, 1.0, 0.5, 1.0]
+    """
+    epoch = check_int("epoch", epoch, 0)
+    kind = check_choice("kl_schedule", kind, KL_SCHEDULES)
+    warmup_epochs = check_int("warmup_epochs", warmup_epochs, 0)
+    beta_max = check_float("beta", beta_max, 0.0)
+    cycle_epochs = check_int("cycle_epochs", cycle_epochs, 1)
+    if kind == "none":
+        return beta_max
+    if kind == "linear":
+        if warmup_epochs == 0:
+            return beta_max
+        return beta_max * min(1.0, (epoch + 1) / warmup_epochs)
+    ramp = max(1, cycle_epochs // 2)
+    return beta_max * min(1.0, (epoch % cycle_epochs + 1) / ramp)
+
+
+def kl_per_unit(model, images, batch_size=64):
+    """Mean KL (nats) of each latent unit over ``images`` ``(N, S, S[, 1])``: ``(latent_dim,)`` float64.
+
+    ``KL_j = mean_n 0.5 * (mu_nj^2 + exp(logvar_nj) - 1 - logvar_nj)``.
+    """
+    z_mean, z_log_var = model.encode(images, batch_size=batch_size)
+    z_mean = z_mean.astype("float64")
+    z_log_var = z_log_var.astype("float64")
+    kl = 0.5 * (z_mean**2 + np.exp(z_log_var) - 1.0 - z_log_var)
+    if len(kl) == 0:
+        raise UserError("kl_per_unit needs at least one image, got 0")
+    return kl.mean(axis=0)
+
+
+def active_units(model, images, threshold=0.01):
+    """Number of latent units whose mean KL over ``images`` exceeds ``threshold`` nats."""
+    return int(np.sum(kl_per_unit(model, images) > threshold))

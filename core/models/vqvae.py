@@ -1,0 +1,389 @@
+"""VQ-VAE: conv encoder to a grid of vectors, EMA codebook, conv decoder, and a prior to sample.
+
+Reading order: encoder and decoder builders, the :class:`VQVAE` model, the builder.
+
+Images are ``(B, H, W, 1)`` float32 in [0, 1]; the code grid is ``(B, h, w)`` int32 with
+``h = H / 2**len(filters)``.  Without a prior (:meth:`VQVAE.attach_prior`) the model can
+reconstruct but not generate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import keras
+from keras import layers, ops
+
+from core.errors import UserError
+from core.models._checks import (
+    check_bool,
+    check_filters,
+    check_float,
+    check_image_size,
+    check_int,
+)
+from core.models.layers import VectorQuantizer, compiled, down_block, residual_block, up_block
+from core.models.prior import PixelCNNPrior
+from core.models.vae import _batches, _numpy_images
+
+__all__ = ["VQVAE", "build_vqvae", "get_vqvae_encoder", "get_vqvae_decoder"]
+
+
+def get_vqvae_encoder(image_size, filters, embedding_dim, n_res_blocks=2, res_filters=64, kernel_size=4):
+    """Functional encoder: ``(B, S, S, 1)`` -> ``(B, S / 2**n, S / 2**n, embedding_dim)`` float32.
+
+    One :func:`down_block` per entry of ``filters``, ``n_res_blocks`` residual blocks at the
+    grid resolution, then a 1x1 projection to the code dimension.
+    """
+    inputs = keras.Input((image_size, image_size, 1), name="images")
+    x = inputs
+    for i, f in enumerate(filters):
+        x = down_block(x, f, kernel_size, name=f"enc{i}")
+    for i in range(n_res_blocks):
+        x = residual_block(x, res_filters, name=f"enc_res{i}")
+    x = layers.LeakyReLU(0.2, name="enc_out_act")(x)
+    z_e = layers.Conv2D(embedding_dim, 1, dtype="float32", name="pre_quant")(x)
+    return keras.Model(inputs, z_e, name="encoder")
+
+
+def get_vqvae_decoder(image_size, filters, embedding_dim, n_res_blocks=2, res_filters=64, kernel_size=4):
+    """Functional decoder: ``(B, h, w, embedding_dim)`` -> ``(B, S, S, 1)`` float32 logits."""
+    side = image_size // 2 ** len(filters)
+    inputs = keras.Input((side, side, embedding_dim), name="z_q")
+    x = layers.Conv2D(filters[-1], 3, padding="same", name="post_quant")(inputs)
+    for i in range(n_res_blocks):
+        x = residual_block(x, res_filters, name=f"dec_res{i}")
+    x = layers.LeakyReLU(0.2, name="dec_res_act")(x)
+    for i, f in enumerate(list(reversed(filters))[1:] + [filters[0]]):
+        x = up_block(x, f, kernel_size, name=f"dec{i}")
+    logits = layers.Conv2D(1, 3, padding="same", dtype="float32", name="logits")(x)
+    return keras.Model(inputs, logits, name="decoder")
+
+
+def _as_images(x):
+    x = ops.convert_to_tensor(x)
+    if len(x.shape) == 3:
+        x = x[..., None]
+    return ops.cast(x, "float32")
+
+
+@keras.saving.register_keras_serializable(package="latentbrain")
+class VQVAE(keras.Model):
+    """Vector-quantised VAE (van den Oord et al. 2017) with EMA codebook and dead-code restarts.
+
+    Args:
+        image_size: side S of the ``(S, S, 1)`` input; a multiple of ``2**len(filters)``.
+        filters: channels of the encoder's stride-2 blocks; the grid side is ``S / 2**len(filters)``.
+        num_embeddings: codebook size K.
+        embedding_dim: code dimension D.
+        n_res_blocks: residual blocks at grid resolution in encoder and decoder.
+        res_filters: hidden channels of those residual blocks.
+        kernel_size: kernel of the stride-2 (transposed) convolutions.
+        commitment_cost: weight of ``mean ||z_e - sg(z_q)||^2``.
+        use_ema, ema_decay, restart_dead_codes, restart_threshold, data_init: see
+            :class:`~core.models.layers.VectorQuantizer`.
+        prior_config: config of an attached :class:`PixelCNNPrior` (set by ``attach_prior``;
+            restores the prior when a saved model is loaded).
+        seed: seed of the quantizer.
+
+    ``train_step``/``test_step`` report ``loss``, ``recon`` (mean squared error per pixel),
+    ``vq`` (commitment term, unweighted), ``perplexity`` (of the batch's code histogram) and
+    ``usage`` (fraction of codes used in the batch).
+    """
+
+    def __init__(
+        self,
+        image_size=64,
+        filters=(32, 64),
+        num_embeddings=128,
+        embedding_dim=32,
+        n_res_blocks=2,
+        res_filters=64,
+        kernel_size=4,
+        commitment_cost=0.25,
+        use_ema=True,
+        ema_decay=0.99,
+        restart_dead_codes=True,
+        restart_threshold=0.03,
+        data_init=True,
+        prior_config=None,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        # Keras puts a wrapper of its weight-quantisation method ``quantize(mode)`` on every
+        # instance; drop it so ``quantize`` is this model's verb (encoder outputs -> codes).
+        self.__dict__.pop("quantize", None)
+        self.filters = check_filters("filters", filters)
+        self.image_size = check_image_size(image_size, len(self.filters))
+        self.grid_size = self.image_size // 2 ** len(self.filters)
+        self.num_embeddings = check_int("num_embeddings", num_embeddings, 2)
+        self.embedding_dim = check_int("embedding_dim", embedding_dim, 1)
+        self.n_res_blocks = check_int("n_res_blocks", n_res_blocks, 0)
+        self.res_filters = check_int("res_filters", res_filters, 1)
+        self.kernel_size = check_int("kernel_size", kernel_size, 1)
+        self.commitment_cost = check_float("commitment_cost", commitment_cost, 0.0)
+        self.use_ema = check_bool("use_ema", use_ema)
+        self.seed = seed
+        arch = (self.image_size, self.filters, self.embedding_dim, self.n_res_blocks, self.res_filters, self.kernel_size)
+        self.encoder = get_vqvae_encoder(*arch)
+        self.decoder = get_vqvae_decoder(*arch)
+        self.quantizer = VectorQuantizer(
+            self.num_embeddings,
+            self.embedding_dim,
+            use_ema=use_ema,
+            ema_decay=ema_decay,
+            restart_dead_codes=check_bool("restart_dead_codes", restart_dead_codes),
+            restart_threshold=restart_threshold,
+            data_init=check_bool("data_init", data_init),
+            seed=seed,
+            name="quantizer",
+        )
+        self.quantizer.build((None, self.grid_size, self.grid_size, self.embedding_dim))
+        self.prior = None
+        if prior_config is not None:
+            self.prior = self._make_prior(prior_config)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.recon_tracker = keras.metrics.Mean(name="recon")
+        self.vq_tracker = keras.metrics.Mean(name="vq")
+        self.perplexity_tracker = keras.metrics.Mean(name="perplexity")
+        self.usage_tracker = keras.metrics.Mean(name="usage")
+        self.built = True
+
+    # ------------------------------------------------------------------ prior
+    def _make_prior(self, prior_config):
+        prior = PixelCNNPrior.from_config(dict(prior_config))
+        if prior.num_embeddings != self.num_embeddings or prior.grid_size != self.grid_size:
+            raise UserError(
+                f"prior has {prior.num_embeddings} codes on a {prior.grid_size}x{prior.grid_size} "
+                f"grid, the VQ-VAE {self.num_embeddings} codes on a "
+                f"{self.grid_size}x{self.grid_size} grid"
+            )
+        prior.trainable = False
+        return prior
+
+    def attach_prior(self, prior):
+        """Store a frozen copy of a trained :class:`PixelCNNPrior` so :meth:`sample` can generate.
+
+        The copy is saved and loaded with the model.  Call again after more prior training.
+        Raises UserError if the prior's codebook size or grid does not match.
+        """
+        if not isinstance(prior, PixelCNNPrior):
+            raise UserError(f"attach_prior expects a PixelCNNPrior, got {type(prior).__name__}")
+        config = {k: v for k, v in prior.get_config().items() if k != "name"}
+        current = None if self.prior is None else self.prior.get_config()
+        if current is None or {k: v for k, v in current.items() if k != "name"} != config:
+            new_prior = self._make_prior({**config, "name": "prior"})
+            locked = self._tracker.locked
+            self._tracker.unlock()
+            try:
+                self.prior = new_prior
+            finally:
+                if locked:
+                    self._tracker.lock()
+        self.prior.set_weights(prior.get_weights())
+        object.__setattr__(self, "_latentbrain_compiled", {})
+        return self
+
+    # ------------------------------------------------------------------ verbs
+    @property
+    def metrics(self):
+        return [
+            self.loss_tracker,
+            self.recon_tracker,
+            self.vq_tracker,
+            self.perplexity_tracker,
+            self.usage_tracker,
+        ]
+
+    def call(self, inputs, training=False):
+        """Reconstruction ``(B, S, S, 1)`` in [0, 1] through the quantised code grid."""
+        z_e = self.encoder(_as_images(inputs), training=training)
+        z_q, _ = self.quantizer(z_e)
+        return ops.sigmoid(self.decoder(z_q, training=training))
+
+    def encode(self, x, batch_size=256):
+        """Encoder outputs before quantisation for images ``(N, S, S[, 1])``: ``(N, h, w, D)`` float32 ndarray."""
+        fn = compiled(self, "encode", lambda t: self.encoder(t, training=False))
+        return self._run(fn, _numpy_images(x), batch_size)
+
+    def quantize(self, z_e):
+        """Nearest codes for ``(N, h, w, D)`` encoder outputs: ``(z_q (N, h, w, D) float32, indices (N, h, w) int32)`` ndarrays.
+
+        (This replaces Keras' ``Model.quantize(mode)`` weight quantisation, which VQ-VAEs do
+        not support.)
+        """
+        if isinstance(z_e, str):
+            raise TypeError(
+                "VQVAE.quantize maps encoder outputs to codes; Keras weight quantisation "
+                f"({z_e!r}) is not supported for this model"
+            )
+        z_q, indices = self.quantizer(ops.convert_to_tensor(np.asarray(z_e, "float32")))
+        return np.asarray(z_q, "float32"), np.asarray(indices, "int32")
+
+    def code_indices(self, x, batch_size=256):
+        """Code grid of images ``(N, S, S[, 1])``: ``(N, h, w)`` int32 ndarray."""
+        fn = compiled(
+            self, "code_indices", lambda t: self.quantizer(self.encoder(t, training=False))[1]
+        )
+        return self._run(fn, _numpy_images(x), batch_size, "int32")
+
+    def decode(self, z_q, batch_size=256):
+        """Images from quantised vectors ``(N, h, w, D)``: ``(N, S, S, 1)`` float32 ndarray in [0, 1]."""
+        fn = compiled(self, "decode", lambda t: ops.sigmoid(self.decoder(t, training=False)))
+        z_q = np.asarray(z_q, "float32").reshape(-1, self.grid_size, self.grid_size, self.embedding_dim)
+        return self._run(fn, z_q, batch_size)
+
+    def decode_indices(self, indices, batch_size=256):
+        """Images from a code grid ``(N, h, w)`` of ints: ``(N, S, S, 1)`` float32 ndarray in [0, 1]."""
+        indices = np.asarray(indices)
+        if indices.ndim == 2:
+            indices = indices[None]
+        if indices.shape[1:] != (self.grid_size, self.grid_size):
+            raise UserError(
+                f"indices must be (N, {self.grid_size}, {self.grid_size}), got shape {indices.shape}"
+            )
+        if indices.size and (indices.min() < 0 or indices.max() >= self.num_embeddings):
+            raise UserError(
+                f"code indices must lie in [0, {self.num_embeddings - 1}], "
+                f"got [{indices.min()}, {indices.max()}]"
+            )
+        fn = compiled(
+            self,
+            "decode_indices",
+            lambda t: ops.sigmoid(self.decoder(self.quantizer.lookup(t), training=False)),
+        )
+        return self._run(fn, indices.astype("int32"), batch_size)
+
+    def reconstruct(self, x, batch_size=256):
+        """Reconstructions of images ``(N, S, S[, 1])``: ``(N, S, S, 1)`` float32 ndarray."""
+        return self.decode_indices(self.code_indices(x, batch_size), batch_size)
+
+    def sample(self, n, seed=0, temperature=1.0):
+        """``n`` new images from the attached prior: ``(n, S, S, 1)`` float32 ndarray in [0, 1].
+
+        Raises UserError when no prior is attached (train one and call :meth:`attach_prior`).
+        """
+        if self.prior is None:
+            raise UserError(
+                "this VQ-VAE has no prior to sample from: train its PixelCNN prior and attach it"
+            )
+        return self.decode_indices(self.prior.sample(n, seed=seed, temperature=temperature))
+
+    @staticmethod
+    def _run(fn, array, batch_size, dtype="float32"):
+        parts = [np.asarray(fn(b)).astype(dtype, copy=False) for b in _batches(array, batch_size)]
+        if not parts:
+            return np.asarray(fn(array)).astype(dtype, copy=False)
+        return np.concatenate(parts)
+
+    # ------------------------------------------------------------------ loss
+    def compute_losses(self, x, training=False):
+        """Loss terms for a batch plus the flat encoder outputs and indices (for the codebook update)."""
+        x = _as_images(x)
+        z_e = ops.cast(self.encoder(x, training=training), "float32")
+        flat = ops.reshape(z_e, (-1, self.embedding_dim))
+        indices = self.quantizer.get_code_indices(flat)
+        z_q = ops.reshape(self.quantizer.lookup(indices), ops.shape(z_e))
+        vq = ops.mean(ops.square(z_e - ops.stop_gradient(z_q)))
+        loss_vq = self.commitment_cost * vq
+        if not self.use_ema:
+            loss_vq = loss_vq + ops.mean(ops.square(ops.stop_gradient(z_e) - z_q))
+        z_st = z_e + ops.stop_gradient(z_q - z_e)
+        images = ops.sigmoid(ops.cast(self.decoder(z_st, training=training), "float32"))
+        recon = ops.mean(ops.square(x - images))
+
+        counts = ops.sum(ops.one_hot(indices, self.num_embeddings, dtype="float32"), axis=0)
+        probs = counts / ops.sum(counts)
+        perplexity = ops.exp(-ops.sum(probs * ops.log(probs + 1e-10)))
+        usage = ops.mean(ops.cast(counts > 0, "float32"))
+        terms = {
+            "loss": recon + loss_vq,
+            "recon": recon,
+            "vq": vq,
+            "perplexity": perplexity,
+            "usage": usage,
+        }
+        return terms, flat, indices
+
+    def _update_trackers(self, terms):
+        self.loss_tracker.update_state(terms["loss"])
+        self.recon_tracker.update_state(terms["recon"])
+        self.vq_tracker.update_state(terms["vq"])
+        self.perplexity_tracker.update_state(terms["perplexity"])
+        self.usage_tracker.update_state(terms["usage"])
+        return {m.name: m.result() for m in self.metrics}
+
+    def _trained_variables(self):
+        variables = self.encoder.trainable_variables + self.decoder.trainable_variables
+        return variables + self.quantizer.trainable_variables
+
+    def train_step(self, data):
+        import tensorflow as tf  # GradientTape: the TF backend's training hook
+
+        x = data[0] if isinstance(data, (tuple, list)) else data
+        variables = self._trained_variables()
+        with tf.GradientTape() as tape:
+            terms, flat, indices = self.compute_losses(x, training=True)
+            scaled = self.optimizer.scale_loss(terms["loss"])
+        grads = tape.gradient(scaled, variables)
+        self.optimizer.apply_gradients(zip(grads, variables))
+        self.quantizer.update(flat, indices)
+        return self._update_trackers(terms)
+
+    def test_step(self, data):
+        x = data[0] if isinstance(data, (tuple, list)) else data
+        terms, _, _ = self.compute_losses(x, training=False)
+        return self._update_trackers(terms)
+
+    def get_config(self):
+        q = self.quantizer
+        prior_config = None if self.prior is None else self.prior.get_config()
+        return {
+            "name": self.name,
+            "image_size": self.image_size,
+            "filters": list(self.filters),
+            "num_embeddings": self.num_embeddings,
+            "embedding_dim": self.embedding_dim,
+            "n_res_blocks": self.n_res_blocks,
+            "res_filters": self.res_filters,
+            "kernel_size": self.kernel_size,
+            "commitment_cost": self.commitment_cost,
+            "use_ema": self.use_ema,
+            "ema_decay": q.ema_decay,
+            "restart_dead_codes": q.restart_dead_codes,
+            "restart_threshold": q.restart_threshold,
+            "data_init": q.data_init,
+            "prior_config": prior_config,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+_VQVAE_ARGS = (
+    "image_size",
+    "filters",
+    "num_embeddings",
+    "embedding_dim",
+    "n_res_blocks",
+    "res_filters",
+    "kernel_size",
+    "commitment_cost",
+    "use_ema",
+    "ema_decay",
+    "restart_dead_codes",
+    "restart_threshold",
+    "data_init",
+    "seed",
+)
+
+
+def build_vqvae(config):
+    """A :class:`VQVAE` (without prior) from a config dict; keys it does not use are ignored.
+
+    >>> build_vqvae({"image_size": 32, "filters": [8, 16], "num_embeddings": 16}).grid_size
+    8
+    """
+    return VQVAE(**{k: config[k] for k in _VQVAE_ARGS if k in config}, name="vqvae")
