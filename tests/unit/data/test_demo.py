@@ -28,8 +28,8 @@ NAME = re.compile(r"^DEMO(\d{3})-(Guys|HH|IOP)-(\d{4})-T1\.nii\.gz$")
 def cohort(tmp_path_factory):
     """A 6-subject cohort built once for the module, with the progress calls it made."""
     calls = []
-    folder = build_demo_cohort(tmp_path_factory.mktemp("demo") / "cohort", n_subjects=N_SUBJECTS,
-                               seed=SEED, progress=lambda fraction, message: calls.append((fraction, message)))
+    folder = build_demo_cohort(tmp_path_factory.mktemp("demo") / "cohort", n_subjects=N_SUBJECTS, seed=SEED,
+                               progress=lambda fraction, message: calls.append((fraction, message)))
     return folder, calls
 
 
@@ -239,3 +239,13 @@ def test_foreign_folder_is_left_alone(tmp_path):
     with pytest.raises(UserError, match="not a demo cohort"):
         build_demo_cohort(tmp_path)
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.skipif(demo.fcntl is None, reason="the build lock needs fcntl (POSIX)")
+def test_a_stuck_build_elsewhere_gives_user_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(demo, "_LOCK_TIMEOUT_S", 0.3)
+    with open(tmp_path / ".cohort.lock", "a+b") as held:
+        demo.fcntl.flock(held.fileno(), demo.fcntl.LOCK_EX)  # another builder holds the lock
+        with pytest.raises(UserError, match="another process"):
+            build_demo_cohort(tmp_path / "cohort")
+    assert not (tmp_path / "cohort").exists()
