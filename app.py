@@ -7,16 +7,16 @@ import streamlit as st
 
 from ui.sidebar import data_source_sidebar
 
-st.set_page_config(page_title="latentbrain", page_icon="🧠", layout="wide")
+st.set_page_config(page_title="latentbrain", page_icon=":material/neurology:", layout="wide")
 
 navigation = st.navigation(
     {
         "Data": [
-            st.Page("pages/browse.py", title="Browse", icon="🔍", default=True),
-            st.Page("pages/dataset.py", title="Dataset", icon="🗂️"),
+            st.Page("pages/browse.py", title="Browse", icon=":material/search:", default=True),
+            st.Page("pages/dataset.py", title="Dataset", icon=":material/dataset:"),
         ],
         "Models": [
-            st.Page("pages/train.py", title="Train", icon="🏋️"),
+            st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
         ],
     }
 )

@@ -35,7 +35,7 @@ with st.expander(f"Subjects ({len(cohort)})", expanded=True):
     ) & (cohort["age"].between(*age_range) | cohort["age"].isna())
     shown = cohort[keep].reset_index(drop=True)
     picked = st.dataframe(shown, on_select="rerun", selection_mode="single-row", hide_index=True,
-                          height=220, use_container_width=True, key="subject_table")
+                          height=180, width="stretch", key="subject_table")
     if picked.selection.rows:
         st.session_state[state.SUBJECT] = shown.iloc[picked.selection.rows[0]]["subject_id"]
 
@@ -60,19 +60,22 @@ st.caption(f"{subject} · site {row['site'] or '?'} · age {row['age'] if row['a
 if st.session_state.get(state.CROSSHAIR, (None,))[0] != subject:
     st.session_state[state.CROSSHAIR] = (subject, tuple(s // 2 for s in volume.shape))
 crosshair = list(st.session_state[state.CROSSHAIR][1])
-c1, c2, c3, c4 = st.columns(4)
+c1, c2, c3 = st.columns([1, 1, 2])
 radiological = c1.toggle("Radiological (R on left)", value=True, key=state.RADIOLOGICAL,
                          help="Off: neurological convention, the subject's right on the right.")
-auto = c1.toggle("Auto window (0.5–99.5 %)", value=True, key=state.AUTO_WINDOW)
+auto = c2.toggle("Auto window (0.5–99.5 %)", value=True, key=state.AUTO_WINDOW)
 auto_level, auto_width = auto_window(volume.data)
 vmin, vmax = float(volume.data.min()), float(volume.data.max())
 if auto:
     level, width = auto_level, auto_width
 else:
-    level = c2.slider("Level", vmin, vmax, float(np.clip(auto_level, vmin, vmax)), key=state.LEVEL)
-    width = c2.slider("Width", 1e-3 * (vmax - vmin), vmax - vmin,
+    w1, w2 = c3.columns(2)
+    level = w1.slider("Level", vmin, vmax, float(np.clip(auto_level, vmin, vmax)), key=state.LEVEL)
+    width = w2.slider("Width", 1e-3 * (vmax - vmin), vmax - vmin,
                       float(np.clip(auto_width, 1e-3 * (vmax - vmin), vmax - vmin)), key=state.WIDTH)
-for column, (axis, a) in zip((c3, c4, c2 if auto else c1), (("sagittal", 0), ("coronal", 1), ("axial", 2))):
+VIEWS = (("axial", 2), ("coronal", 1), ("sagittal", 0))
+views = st.columns(3)
+for column, (axis, a) in zip(views, VIEWS):
     crosshair[a] = column.slider(f"{axis.capitalize()} slice", 0, volume.shape[a] - 1, crosshair[a],
                                  key=f"cross_{subject}_{a}")
 st.session_state[state.CROSSHAIR] = (subject, tuple(crosshair))
@@ -87,8 +90,7 @@ if not current or current[1] > n_slices or current[0] >= current[1]:
 start, stop = st.session_state[state.RANGE]
 
 # --- Three planes ----------------------------------------------------------------------------
-views = st.columns(3)
-for column, (axis, a) in zip(views, (("axial", 2), ("coronal", 1), ("sagittal", 0))):
+for column, (axis, a) in zip(views, VIEWS):
     png = data.plane_png(entry, axis, crosshair[a], level, width, radiological, tuple(crosshair),
                          (range_axis, start, stop))
     position = volume.voxel_to_mm(crosshair)[a]
@@ -114,7 +116,7 @@ def _apply_thesis_preset():
 
 r1, r2 = st.columns([1, 3])
 r1.selectbox("Axis", list(AXES), key=state.RANGE_AXIS, on_change=lambda: st.session_state.pop(state.RANGE, None))
-r1.button("Thesis preset (IXI raw axial 160–190)", on_click=_apply_thesis_preset,
+r1.button("Thesis preset 160–190", on_click=_apply_thesis_preset,
           help="The 2023 thesis' choice: full-resolution IXI, slices 160–190 of the stored "
                "superior–inferior axis, 30 per volume, mapped to canonical indices.")
 if error := st.session_state.pop("preset_error", None):
@@ -153,4 +155,4 @@ if others:
                          output_format="PNG")
             except UserError as exc:
                 st.warning(f"{other}: {exc}")
-st.page_link("pages/dataset.py", label="Build a dataset from this range →", icon="🗂️")
+st.page_link("pages/dataset.py", label="Build a dataset from this range →", icon=":material/dataset:")

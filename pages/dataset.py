@@ -73,7 +73,7 @@ if last and Path(last).is_dir():
 
         manifest = load_manifest(last)
         st.subheader("Balance per split")
-        st.dataframe(balance_table(manifest), hide_index=True, use_container_width=True)
+        st.dataframe(balance_table(manifest), hide_index=True, width="stretch")
         train_images = load_split_images(last, "train")
         if len(train_images):
             step = max(1, len(train_images) // 16)
@@ -92,6 +92,6 @@ if built:
     st.dataframe(pd.DataFrame([{
         "hash": d["hash"], "axis": d["spec"]["axis"], "range": f"{d['spec']['start']}–{d['spec']['stop'] - 1}",
         "size": d["spec"]["size"], **d["counts"], "created": d["created"], "path": d["path"]}
-        for d in built]), hide_index=True, use_container_width=True)
+        for d in built]), hide_index=True, width="stretch")
 else:
     st.caption("None yet.")
