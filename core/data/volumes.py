@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import tarfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -213,7 +212,7 @@ def volume_from_bytes(
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = _gunzip(raw)
-        except (OSError, EOFError, zlib.error, ValueError) as exc:
+        except Exception as exc:  # zlib.error, EOFError, OSError, isal's IsalError...
             raise UserError(f"{name} is a corrupt or truncated gzip file: {exc}") from exc
     elif name.lower().endswith(".gz"):
         raise UserError(f"{name} is named .gz but is not gzip-compressed")

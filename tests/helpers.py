@@ -1,0 +1,54 @@
+"""Test data makers shared by the test modules (import as ``from helpers import ...``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def write_nifti(path: Path, data: np.ndarray, zooms=(1.2, 0.9375, 0.9375)) -> Path:
+    """Write ``data`` with a non-identity affine in IXI's native orientation (P, S, R)."""
+    import nibabel as nib
+
+    # Columns map voxel axes to world: axis 0 -> -y (P), axis 1 -> +z (S), axis 2 -> +x (R).
+    affine = np.array(
+        [[0, 0, zooms[2], -80.0], [-zooms[0], 0, 0, 120.0], [0, zooms[1], 0, -100.0], [0, 0, 0, 1]]
+    )
+    nib.save(nib.Nifti1Image(data, affine), str(path))
+    return path
+
+
+def smooth_head(shape=(40, 48, 32), seed=0) -> np.ndarray:
+    """A blurred ellipsoid 'head' with an inner brighter 'brain' and dark 'ventricles'."""
+    rng = np.random.default_rng(seed)
+    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij"))
+    r = np.sqrt((grid**2).sum(0))
+    vol = 200.0 * (r < 0.85) + 300.0 * (r < 0.6) - 250.0 * (r < 0.15)
+    vol += rng.normal(0, 5, shape)
+    return np.clip(vol, 0, None).astype(np.float32)
+
+
+def make_tiny_dataset(out_dir: Path, size: int = 32, per_split=(48, 8, 8), seed: int = 0) -> Path:
+    """A small dataset folder in the real manifest format, written by the real writer."""
+    from core.data.dataset import SPLITS, write_dataset
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[-1 : 1 : size * 1j, -1 : 1 : size * 1j]
+    splits = {}
+    subject = 0
+    for name, count in zip(SPLITS, per_split):
+        images, slices, subjects = [], [], []
+        for i in range(count):
+            if i % 8 == 0:
+                subject += 1
+                subjects.append(f"S{subject:03d}")
+            a, b = rng.uniform(0.55, 0.85, 2)
+            head = ((xx / a) ** 2 + (yy / b) ** 2) < 1
+            ventricle = ((xx / (0.15 + 0.1 * rng.random())) ** 2 + (yy / 0.3) ** 2) < 1
+            image = 0.8 * head - 0.5 * ventricle * head + rng.normal(0, 0.02, (size, size))
+            images.append(np.clip(image, 0, 1))
+            slices.append([subjects[-1], i % 8])
+        splits[name] = {"images": np.array(images, np.float32), "subjects": subjects, "slices": slices}
+    spec = {"axis": "axial", "start": 0, "stop": 8, "size": size}
+    return write_dataset(out_dir, spec, splits, dataset_hash=f"tiny{size}-{seed}")
