@@ -232,7 +232,7 @@ def build_dataset(
 
     def work(entry: VolumeEntry):
         try:
-            return entry, extract_slices(load_volume(entry), spec), None
+            return entry, extract_slices(load_volume(entry, float32=False), spec), None
         except UserError as exc:
             return entry, None, str(exc)
 

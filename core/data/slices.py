@@ -196,7 +196,8 @@ def extract_slices(volume, spec: SliceSpec, radiological: bool = True) -> np.nda
     pixel_mm = plane_pixel_mm(volume.zooms, spec.axis)
     out = np.empty((spec.count, spec.size, spec.size), dtype=np.float32)
     for n, index in enumerate(range(spec.start, spec.stop)):
-        image = (plane(volume.data, spec.axis, index, radiological) - lo) * (1.0 / (hi - lo))
+        section = plane(volume.data, spec.axis, index, radiological).astype(np.float32)
+        image = (section - lo) * (1.0 / (hi - lo))
         out[n] = to_square(np.clip(image, 0.0, 1.0), pixel_mm, spec.size)
     # Bilinear resampling can overshoot by a rounding error.
     return np.clip(out, 0.0, 1.0, out=out)

@@ -187,8 +187,12 @@ def _read_bytes(entry: VolumeEntry) -> bytes:
         raise UserError(f"cannot read {entry.name}: {exc}") from exc
 
 
-def load_volume(entry: VolumeEntry | str | Path) -> Volume:
+def load_volume(entry: VolumeEntry | str | Path, float32: bool = True) -> Volume:
     """Load, validate and reorient one volume to RAS+ canonical float32.
+
+    ``float32=False`` keeps integer voxels in their stored type (a reoriented view, no
+    copy): bulk slice extraction converts just the slices it needs, which saves a
+    full-volume conversion per file.  Scaled or float data are float32 either way.
 
     Raises
     ------
@@ -200,11 +204,13 @@ def load_volume(entry: VolumeEntry | str | Path) -> Volume:
         path = Path(entry)
         subject_id, site = parse_subject_name(path.name)
         entry = VolumeEntry(subject_id, site, str(path))
-    return volume_from_bytes(_read_bytes(entry), entry.name, entry.subject_id, entry.site, entry.path)
+    return volume_from_bytes(_read_bytes(entry), entry.name, entry.subject_id, entry.site, entry.path,
+                             float32=float32)
 
 
 def volume_from_bytes(
-    raw: bytes, name: str, subject_id: str | None = None, site: str | None = None, source: str = ""
+    raw: bytes, name: str, subject_id: str | None = None, site: str | None = None, source: str = "",
+    float32: bool = True,
 ) -> Volume:
     """Build a :class:`Volume` from the bytes of a .nii or .nii.gz file (e.g. an upload)."""
     if subject_id is None:
@@ -223,10 +229,10 @@ def volume_from_bytes(
             image = nib.Nifti2Image.from_bytes(raw)
         except Exception:
             raise UserError(f"{name} is not a readable NIfTI file ({type(exc).__name__}: {exc})") from exc
-    return _validated_volume(image, name, subject_id, site, source or name)
+    return _validated_volume(image, name, subject_id, site, source or name, float32)
 
 
-def _validated_volume(image, name, subject_id, site, source) -> Volume:
+def _validated_volume(image, name, subject_id, site, source, float32: bool = True) -> Volume:
     shape = image.shape
     if len(shape) == 4 and shape[3] == 1:
         image = image.slicer[..., 0]
@@ -243,12 +249,14 @@ def _validated_volume(image, name, subject_id, site, source) -> Volume:
     raw_to_canonical = nib.orientations.io_orientation(image.affine)
     canonical = nib.as_closest_canonical(image)
     try:
-        data = np.asarray(canonical.dataobj, dtype=np.float32)
+        data = np.asanyarray(canonical.dataobj)
+        if float32 or not np.issubdtype(data.dtype, np.integer):
+            data = data.astype(np.float32, copy=False)
     except (EOFError, OSError, ValueError) as exc:
         raise UserError(f"{name} is truncated: the voxel data ends early ({exc})") from exc
     warnings: list[str] = []
-    finite = np.isfinite(data)
-    if not finite.all():
+    finite = np.isfinite(data) if data.dtype.kind == "f" else None
+    if finite is not None and not finite.all():
         n_bad = int(data.size - np.count_nonzero(finite))
         if n_bad == data.size:
             raise UserError(f"{name} has no finite voxels (all NaN/Inf)")
