@@ -81,6 +81,9 @@ for column, (axis, a) in zip(views, VIEWS):
 st.session_state[state.CROSSHAIR] = (subject, tuple(crosshair))
 
 # --- Slice range (drawn on the views below) --------------------------------------------------
+if state.RANGE_AXIS not in st.session_state and state.CHOSEN_AXIS in st.session_state:
+    st.session_state[state.RANGE_AXIS] = st.session_state[state.CHOSEN_AXIS]
+    st.session_state[state.RANGE] = st.session_state[state.CHOSEN_RANGE]
 range_axis = st.session_state.setdefault(state.RANGE_AXIS, "axial")
 n_slices = volume.shape[AXES[range_axis]]
 current = st.session_state.get(state.RANGE)
@@ -125,6 +128,7 @@ start, stop = r2.slider("Slices (start, stop — stop excluded)", 0, n_slices, k
 if stop <= start:
     r2.error("The range is empty: move the stop above the start.")
     st.stop()
+st.session_state[state.CHOSEN_AXIS], st.session_state[state.CHOSEN_RANGE] = range_axis, (start, stop)
 a = AXES[range_axis]
 first_mm, last_mm = (volume.voxel_to_mm([start if i == a else 0 for i in range(3)])[a],
                      volume.voxel_to_mm([stop - 1 if i == a else 0 for i in range(3)])[a])

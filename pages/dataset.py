@@ -24,8 +24,8 @@ except UserError as exc:
 if is_demo:
     st.info("Building from the **synthetic demo cohort** (not real patients).")
 
-axis_default = st.session_state.get(state.RANGE_AXIS, "axial")
-range_default = st.session_state.get(state.RANGE)
+axis_default = st.session_state.get(state.CHOSEN_AXIS, "axial")
+range_default = st.session_state.get(state.CHOSEN_RANGE)
 c1, c2, c3, c4 = st.columns(4)
 axis = c1.selectbox("Axis", list(AXES), index=list(AXES).index(axis_default), key="ds_axis")
 if range_default is None or axis != axis_default:

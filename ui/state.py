@@ -12,8 +12,12 @@ AUTO_WINDOW = "auto_window"
 LEVEL = "window_level"
 WIDTH = "window_width"
 
-RANGE_AXIS = "range_axis"  # the slice range picked on Browse, used by Dataset
+RANGE_AXIS = "range_axis"  # widget keys of the slice range picker on Browse
 RANGE = "range"  # (start, stop), stop exclusive
+# Streamlit drops a widget's key when its page is left, so the chosen range is also kept
+# under plain keys: Dataset reads these, and Browse restores its widgets from them.
+CHOSEN_AXIS = "chosen_axis"
+CHOSEN_RANGE = "chosen_range"
 DATASET_SIZE = "dataset_size"
 LAST_DATASET = "last_dataset"  # path of the dataset built or reused last
 

@@ -11,9 +11,8 @@ def _dataset_page(source_path) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120)
     at.session_state["source_kind"] = "folder"
     at.session_state["source_path"] = str(source_path)
-    at.session_state["range_axis"] = "axial"
-    at.session_state["range"] = (50, 60)
     at.run()
+    at.slider(key="range").set_value((50, 60)).run()  # picked on Browse
     return at.switch_page("pages/dataset.py").run()
 
 

@@ -1,0 +1,77 @@
+"""A user's path through Browse and Dataset in a real browser, plus bad folders."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from e2e.support import screenshot, wait_idle
+
+pytestmark = pytest.mark.e2e
+
+
+def _slices_per_volume(page) -> int:
+    text = page.get_by_text(re.compile(r"slices per volume")).first.inner_text()
+    return int(re.search(r"(\d+) slices per volume", text).group(1))
+
+
+def test_browse_pick_subject_move_range_build_dataset(app_url, page):
+    page.goto(app_url)
+    wait_idle(page)
+    page.get_by_text("Synthetic demo cohort").first.wait_for()
+    images = page.locator('[data-testid="stImage"] img')
+    images.first.wait_for()
+    assert images.count() >= 3
+    assert page.evaluate("img => img.naturalWidth", images.first.element_handle()) > 100
+
+    # Pick another subject from the Subject select box.
+    page.get_by_label("Subject", exact=False).first.click()
+    page.get_by_role("option", name=re.compile("DEMO005")).click()
+    wait_idle(page)
+    page.get_by_text(re.compile(r"DEMO005-IOP-0005-T1 · site IOP")).wait_for()
+
+    # Move the slice range: the stop thumb two steps right with the keyboard.
+    before = _slices_per_volume(page)
+    thumbs = page.locator('[data-testid="stSlider"]').last.get_by_role("slider")
+    thumbs.last.focus()
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    wait_idle(page)
+    after = _slices_per_volume(page)
+    assert after == before + 2, (before, after)
+    screenshot(page, "browse.png")
+
+    # Dataset page through the sidebar navigation: build at 64 px.
+    page.get_by_role("link", name="Dataset").first.click()
+    wait_idle(page)
+    screenshot(page, "dataset_before_build.png")
+    page.get_by_text(f"{after} slices × 24 volumes").wait_for()
+    page.get_by_role("button", name="Build dataset").click()
+    page.get_by_text(re.compile(r"Built in|Reused the cached")).wait_for(timeout=180_000)
+    wait_idle(page)
+    page.get_by_text("Balance per split").wait_for()
+    page.get_by_text("Subjects shared between train and val/test: 0").wait_for()
+    screenshot(page, "dataset.png")
+
+
+def test_bad_folders_give_messages_and_the_app_keeps_running(app_url, page, bad_folders):
+    corrupt, empty = bad_folders
+    page.goto(app_url)
+    wait_idle(page)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.locator("label").filter(has_text="Folder or IXI-T1.tar").click()
+    wait_idle(page)
+    box = page.get_by_role("textbox", name="Folder of NIfTI files, or IXI-T1.tar")
+    box.fill(str(empty))
+    box.press("Enter")
+    wait_idle(page)
+    page.get_by_text("no NIfTI volumes").first.wait_for()
+    box.fill(str(corrupt))
+    box.press("Enter")
+    wait_idle(page)
+    page.get_by_text(re.compile("corrupt or truncated gzip")).first.wait_for()
+    # Back to the demo: everything works again.
+    sidebar.locator("label").filter(has_text="Demo cohort (synthetic)").click()
+    wait_idle(page)
+    page.locator('[data-testid="stImage"] img').first.wait_for()
