@@ -35,7 +35,7 @@ __all__ = [
 SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"
 #: Bump when the way images are made changes, so old caches are not reused.
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 
 
 def load_manifest(dataset_dir: str | Path) -> dict:
@@ -250,7 +250,9 @@ def build_dataset(
         raise UserError("no usable volume for this slice range: " + "; ".join(skipped[:3]))
 
     info = _subject_info(list(images), entries, cohort)
-    split = split_subjects(list(images), fractions, seed, strata=[info[s]["site"] for s in images])
+    # Stratify by site and sex so each split sees every scanner and both sexes where it can.
+    strata = [f"{info[s]['site']}|{info[s]['sex']}" for s in images]
+    split = split_subjects(list(images), fractions, seed, strata=strata)
     splits = {}
     for name, subjects in split.items():
         stacks = [images[s] for s in subjects]
