@@ -1,0 +1,377 @@
+"""Train a run dir in the foreground: input pipeline, device, callbacks, resume, VQ-VAE prior.
+
+:func:`train_run` is what ``python -m core train`` (and so every background job) runs.  It
+takes the run's lock, reads ``config.json``, trains the model (a VQ-VAE then its PixelCNN
+prior), and keeps ``status.json``/``metrics.csv``/``model.keras`` current so the Train page
+can follow it from another process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from core.errors import UserError
+from core.training import runs
+
+__all__ = ["train_run", "image_dataset", "index_dataset", "fixed_slices"]
+
+#: Arrays up to this size are put in memory as one tensor; larger ones are read per batch
+#: from the memory-mapped cache.
+IN_MEMORY_BYTES = 512 * 2**20
+
+
+# ---------------------------------------------------------------------------- input pipeline
+def image_dataset(images: np.ndarray, batch_size: int, shuffle: bool = True, seed: int | None = 0,
+                  drop_remainder: bool = False):
+    """``tf.data`` pipeline of ``(B, S, S, 1)`` float32 batches from ``(N, S, S)`` images.
+
+    Small arrays become one in-memory tensor (``from_tensor_slices``); large memory-mapped
+    caches are shuffled by index and gathered per batch (sorted indices, so reads are mostly
+    sequential).  Shuffled each epoch, batched, prefetched (``AUTOTUNE``).
+    """
+    import tensorflow as tf
+
+    n, h, w = images.shape
+    if images.nbytes <= IN_MEMORY_BYTES:
+        ds = tf.data.Dataset.from_tensor_slices(np.ascontiguousarray(images, dtype=np.float32))
+        if shuffle:
+            ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+        ds = ds.map(lambda x: x[..., None], num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        def gather(idx):
+            idx = np.sort(idx)
+            return np.asarray(images[idx], dtype=np.float32)[..., None]
+
+        ds = tf.data.Dataset.range(n)
+        if shuffle:
+            ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+        ds = ds.map(
+            lambda idx: tf.ensure_shape(tf.numpy_function(gather, [idx], tf.float32), [None, h, w, 1]),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def index_dataset(indices: np.ndarray, batch_size: int, shuffle: bool = True, seed: int | None = 0,
+                  drop_remainder: bool = False):
+    """``tf.data`` pipeline of ``(B, h, w)`` int32 code grids for the prior."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices(np.asarray(indices, dtype=np.int32))
+    if shuffle:
+        ds = ds.shuffle(len(indices), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+def fixed_slices(train: np.ndarray, val: np.ndarray, n: int = 8) -> np.ndarray:
+    """``n`` evenly spaced validation images (training images if there is no validation split),
+    the same every epoch: ``(n, S, S)`` float32."""
+    source = val if len(val) else train
+    idx = np.unique(np.linspace(0, len(source) - 1, num=min(n, len(source))).round().astype(int))
+    return np.asarray(source[idx], dtype=np.float32)
+
+
+# ---------------------------------------------------------------------------- grids
+def _upscale(size: int) -> int:
+    return max(1, 128 // max(1, size))
+
+
+def _sample_png(model, n=16, seed=0):
+    from core.viz.images import grid_png
+
+    images = model.sample(n, seed=seed)
+    return grid_png(images, ncols=8, upscale=_upscale(images.shape[1]))
+
+
+def _recon_png(model, originals):
+    """Originals (top row) above their reconstructions (bottom row)."""
+    from core.viz.images import grid_png
+
+    recon = model.reconstruct(originals)[..., 0]
+    both = np.concatenate([originals, recon])
+    return grid_png(both, ncols=len(originals), upscale=_upscale(originals.shape[1]))
+
+
+# ---------------------------------------------------------------------------- logging, signals
+def _run_logger(run_dir: Path) -> tuple[logging.Logger, logging.Handler]:
+    logger = logging.getLogger("latentbrain.training")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    handler = logging.FileHandler(run_dir / runs.LOG)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    logger.addHandler(handler)
+    return logger, handler
+
+
+@contextlib.contextmanager
+def _sigterm_cancels(run_dir: Path):
+    """While training, SIGTERM asks for a clean stop (same as the cancel flag)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        (run_dir / runs.CANCEL).touch()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# ---------------------------------------------------------------------------- training
+def train_run(run_dir: str | Path, resume: bool = False, progress: Callable | None = None) -> dict:
+    """Train the run in ``run_dir`` (created by :func:`runs.prepare_run`) in this process.
+
+    Args:
+        run_dir: the run dir; its ``config.json`` says what to train on which dataset.
+        resume: continue from the last checkpoint (``state.json`` + ``model.keras``); without
+            it a run that already has a checkpoint is refused.
+        progress: optional ``callable(event: dict)`` with ``kind`` ``"batch"``/``"epoch"``/
+            ``"stage"`` events (the CLI's progress bar).
+
+    Returns:
+        The final status dict (``state`` finished or cancelled).
+
+    Raises:
+        UserError: locked run, changed or corrupt dataset, bad config...  The status says
+        ``failed`` with the message; the last good model is kept.
+    """
+    run_dir = Path(run_dir)
+    config = runs.read_config(run_dir)
+    runs.acquire_lock(run_dir)
+    logger, handler = _run_logger(run_dir)
+    try:
+        with _sigterm_cancels(run_dir):
+            return _train_locked(run_dir, config, resume, progress, logger)
+    except KeyboardInterrupt:
+        runs.write_status(run_dir, "cancelled", pid=os.getpid(), message="interrupted (Ctrl-C); resume to continue")
+        logger.info("interrupted by Ctrl-C")
+        raise
+    except UserError as exc:
+        runs.write_status(run_dir, "failed", pid=os.getpid(), message=str(exc))
+        logger.error("failed: %s", exc)
+        raise
+    except Exception as exc:
+        message = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        runs.write_status(run_dir, "failed", pid=os.getpid(), message=message[:500])
+        logger.exception("failed")
+        raise
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+        runs.release_lock(run_dir)
+
+
+def _train_locked(run_dir, config, resume, progress, logger) -> dict:
+    from core.data.dataset import load_manifest, load_split_images
+    from core.training.device import setup_device
+
+    state = runs.read_state(run_dir)
+    if state and not resume:
+        raise UserError(
+            f"run {run_dir.name} already has a checkpoint (epoch {state.get('epoch', 0)}): resume it"
+        )
+    _drop_old_cancel_flag(run_dir)
+
+    dataset = config.get("dataset") or {}
+    manifest = load_manifest(dataset.get("path", ""))
+    if manifest["hash"] != dataset.get("hash"):
+        raise UserError(
+            f"dataset {dataset.get('path')} changed since run {run_dir.name} was created "
+            f"(hash {manifest['hash']} != {dataset.get('hash')})"
+        )
+    if int(manifest["spec"]["size"]) != int(config["image_size"]):
+        raise UserError(
+            f"dataset images are {manifest['spec']['size']} px, run {run_dir.name} expects {config['image_size']} px"
+        )
+    train = load_split_images(dataset["path"], "train")
+    val = load_split_images(dataset["path"], "val")
+    if len(train) < config["batch_size"]:
+        raise UserError(f"batch_size ({config['batch_size']}) is larger than the training set ({len(train)} images)")
+
+    setup = setup_device(config.get("mixed_precision", False))
+    runs.write_status(run_dir, "running", pid=os.getpid(), device=setup.description,
+                      message="resuming" if state else "starting", started=time.time())
+    logger.info("run %s: %s %s on %s (%d train, %d val images), device %s%s", run_dir.name,
+                config["model_type"], config["preset"], dataset["path"], len(train), len(val),
+                setup.description, "; resuming" if state else "")
+    for note in setup.notes:
+        logger.info(note)
+
+    fixed = fixed_slices(train, val)
+    ctx = _stage_one(run_dir, config, state, setup, train, val, fixed, progress, logger)
+    if ctx.cancelled:
+        return _finish(run_dir, "cancelled", ctx, logger)
+    if config["model_type"] == "vqvae" and config.get("prior_epochs", 0) > 0:
+        ctx = _stage_prior(run_dir, config, setup, train, val, progress, logger)
+        if ctx.cancelled:
+            return _finish(run_dir, "cancelled", ctx, logger)
+    return _finish(run_dir, "finished", ctx, logger)
+
+
+def _drop_old_cancel_flag(run_dir: Path) -> None:
+    """Remove a stop request left by an earlier job (older than this job's launch); a request
+    made while this job was starting up is kept."""
+    try:
+        started = float(os.environ.get("LATENTBRAIN_JOB_STARTED", "inf"))
+    except ValueError:
+        started = math.inf
+    flag = run_dir / runs.CANCEL
+    with contextlib.suppress(FileNotFoundError):
+        if flag.stat().st_mtime < started:
+            flag.unlink()
+
+
+def _finish(run_dir, state, ctx, logger) -> dict:
+    done = runs.read_state(run_dir).get(f"{ctx.state_prefix}epoch", 0)
+    if state == "cancelled":
+        message = f"cancelled in the {ctx.stage} stage after epoch {done}; resume to continue"
+    elif ctx.stopped_early:
+        best = "" if ctx.best is None else f" (best val loss {ctx.best:.5g})"
+        message = f"finished: early stopping at {ctx.stage} epoch {done}{best}"
+    else:
+        message = "finished"
+    logger.info(message)
+    return runs.write_status(run_dir, state, message=message, eta_s=0 if state == "finished" else None)
+
+
+def _compile(model, learning_rate, config):
+    import keras
+
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), jit_compile=config.get("jit_compile", "auto"))
+
+
+def _load_or_build(run_dir, path, resumed_epoch, build, learning_rate, config, setup, logger):
+    with setup.strategy.scope():
+        if resumed_epoch > 0 and path.is_file():
+            model = runs.load_keras(path, compile=True)
+            if getattr(model, "optimizer", None) is None:
+                _compile(model, learning_rate, config)
+            logger.info("resumed %s after epoch %d", path.name, resumed_epoch)
+        else:
+            model = build()
+            _compile(model, learning_rate, config)
+    return model
+
+
+def _callbacks(ctx, config, grids, every=1, patience=0, extra_state=None, tensorboard_dir=None):
+    from core.training import callbacks as cb
+
+    out = [cb.CancelFlag(ctx), cb.StatusReporter(ctx), cb.MetricsCSV(ctx),
+           cb.EarlyStoppingOnVal(ctx, patience), cb.SampleGrid(ctx, grids, every),
+           cb.Checkpoint(ctx, extra_state)]
+    if tensorboard_dir is not None:
+        import keras
+
+        out.append(keras.callbacks.TensorBoard(log_dir=str(tensorboard_dir)))
+    return out
+
+
+def _stage_one(run_dir, config, state, setup, train, val, fixed, progress, logger):
+    """The VAE, or the VQ-VAE before its prior."""
+    from core.models.presets import build_model
+    from core.training import callbacks as cb
+
+    stage = config["model_type"]
+    done = int(state.get("epoch", 0)) if state else 0
+    runs.trim_metrics(run_dir, done)
+    epochs = int(config["epochs"])
+    batches = len(train) // config["batch_size"]
+    ctx = cb.RunContext(run_dir, stage, epochs, progress=progress, batches=batches, logger=logger,
+                        best=state.get("best"), wait=int(state.get("wait") or 0))
+    if state.get("stage") == "prior" or state.get("vqvae_done") or state.get("stopped_early"):
+        ctx.stopped_early = bool(state.get("stopped_early"))
+        return ctx  # this stage is complete
+    if done >= epochs:
+        return ctx
+    model = _load_or_build(run_dir, run_dir / runs.MODEL, done, lambda: build_model(config),
+                           config["learning_rate"], config, setup, logger)
+    grids = {"recon": lambda: _recon_png(model, fixed)}
+    if stage == "vae":
+        grids["epoch"] = lambda: _sample_png(model)
+    else:  # no prior yet: show reconstructions of the fixed validation slices
+        grids["epoch"] = grids["recon"]
+    callbacks = _callbacks(ctx, config, grids, patience=config["early_stopping_patience"],
+                           tensorboard_dir=run_dir / "tensorboard" / stage if config.get("tensorboard") else None)
+    if stage == "vae":
+        callbacks.insert(0, cb.KLBetaSchedule(config["kl_schedule"], config["warmup_epochs"],
+                                              config["beta"], config["cycle_epochs"]))
+    train_ds = image_dataset(train, config["batch_size"], seed=config.get("seed"), drop_remainder=True)
+    val_ds = image_dataset(val, config["batch_size"], shuffle=False) if len(val) else None
+    ctx.emit(kind="stage", epoch=done)
+    model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=done, callbacks=callbacks, shuffle=False, verbose=0)
+    if ctx.stopped_early:
+        runs.write_state(run_dir, stopped_early=True)
+    return ctx
+
+
+def _stage_prior(run_dir, config, setup, train, val, progress, logger):
+    """Encode the data to code grids with the trained VQ-VAE and fit its PixelCNN prior."""
+    from core.models.presets import build_prior
+    from core.training import callbacks as cb
+
+    state = runs.read_state(run_dir)
+    done = int(state.get("prior_epoch", 0))
+    if state.get("stage") != "prior":
+        runs.write_state(run_dir, stage="prior", vqvae_done=True, prior_epoch=0)
+        with contextlib.suppress(FileNotFoundError):
+            (run_dir / runs.PRIOR_METRICS).unlink()
+        done = 0
+    runs.trim_metrics(run_dir, done, runs.PRIOR_METRICS)
+    epochs = int(config["prior_epochs"])
+    runs.write_status(run_dir, "running", stage="prior", epoch=done, epochs=epochs,
+                      message="encoding the dataset to code grids")
+    vqvae = runs.load_keras(run_dir / runs.MODEL, compile=False)
+    t0 = time.perf_counter()
+    train_codes = vqvae.code_indices(train)
+    val_codes = vqvae.code_indices(val) if len(val) else None
+    logger.info("encoded %d train and %d val images to %s code grids in %.1f s", len(train_codes),
+                0 if val_codes is None else len(val_codes), train_codes.shape[1:], time.perf_counter() - t0)
+    batch = min(int(config["prior_batch_size"]), len(train_codes))
+    ctx = cb.RunContext(run_dir, "prior", epochs, metrics_file=runs.PRIOR_METRICS, model_file=runs.PRIOR,
+                        state_prefix="prior_", progress=progress, batches=len(train_codes) // batch,
+                        logger=logger, best=state.get("prior_best"), wait=int(state.get("prior_wait") or 0))
+    if state.get("prior_stopped_early"):
+        ctx.stopped_early = True
+    if done < epochs and not ctx.stopped_early:
+        prior = _load_or_build(run_dir, run_dir / runs.PRIOR, done, lambda: build_prior(config),
+                               config["prior_learning_rate"], config, setup, logger)
+
+        def prior_samples():
+            vqvae.attach_prior(prior)
+            return _sample_png(vqvae)
+
+        callbacks = _callbacks(ctx, config, {"prior": prior_samples}, every=5,
+                               patience=config["prior_early_stopping_patience"],
+                               tensorboard_dir=run_dir / "tensorboard" / "prior" if config.get("tensorboard") else None)
+        ctx.emit(kind="stage", epoch=done)
+        prior.fit(index_dataset(train_codes, batch, seed=config.get("seed"), drop_remainder=True),
+                  validation_data=None if val_codes is None else index_dataset(val_codes, batch, shuffle=False),
+                  epochs=epochs, initial_epoch=done, callbacks=callbacks, shuffle=False, verbose=0)
+        if ctx.cancelled:
+            return ctx
+        if ctx.stopped_early:
+            runs.write_state(run_dir, prior_stopped_early=True)
+    # The generative model: VQ-VAE with its prior attached, saved as one file too.
+    prior = runs.load_keras(run_dir / runs.PRIOR, compile=False)
+    vqvae.attach_prior(prior)
+    runs.save_model_atomic(vqvae, run_dir / runs.MODEL)
+    final = runs.read_state(run_dir).get("prior_epoch", epochs)
+    from core.training.callbacks import write_grids
+
+    write_grids(run_dir, {"prior": lambda: _sample_png(vqvae)}, final, logger)
+    return ctx

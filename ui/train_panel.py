@@ -1,0 +1,187 @@
+"""Train page building blocks: dataset labels, hyper-parameter widgets, launch, live run panel."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from core.errors import UserError
+from core.training import jobs, plots, runs
+
+# session_state keys of the Train page
+RUN = "train_run"  # name of the run shown in the live panel
+LOG_Y = "train_log_y"
+OVERLAY = "train_overlay_runs"
+OVERLAY_METRIC = "train_overlay_metric"
+LAUNCH_MESSAGE = "train_launch_message"
+
+STATE_ICONS = {"queued": ":material/schedule:", "running": ":material/play_circle:",
+               "finished": ":material/check_circle:", "failed": ":material/error:",
+               "cancelled": ":material/stop_circle:"}
+
+
+def dataset_label(d: dict) -> str:
+    """``axial 160–189 · 64 px · 480/60/60 images · a1b2c3d4``."""
+    spec, counts = d["spec"], d["counts"]
+    return (f"{spec['axis']} {spec['start']}–{spec['stop'] - 1} · {spec['size']} px · "
+            f"{counts.get('train', 0)}/{counts.get('val', 0)}/{counts.get('test', 0)} images · {d['hash'][:8]}")
+
+
+def hyper_parameters(model_type: str, preset: str) -> dict:
+    """Widgets for the hyper-parameters, defaults from the preset; returns the overrides."""
+    from core.models.presets import get_preset
+
+    p = get_preset(model_type, preset)
+    k = f"{model_type}_{preset}"  # fresh widgets (and defaults) per model/preset
+    out = {}
+    c1, c2, c3 = st.columns(3)
+    out["epochs"] = c1.number_input("Epochs", 1, 10000, p["epochs"], key=f"hp_epochs_{k}",
+                                    help="Passes over the training images (early stopping may end sooner).")
+    out["batch_size"] = c2.number_input("Batch size", 1, 4096, p["batch_size"], key=f"hp_batch_{k}",
+                                        help="Images per gradient step; at most the number of training images.")
+    out["learning_rate"] = c3.number_input("Learning rate", 1e-6, 1.0, float(p["learning_rate"]), format="%.0e",
+                                           step=1e-4, key=f"hp_lr_{k}", help="Adam step size.")
+    c1, c2, c3 = st.columns(3)
+    if model_type == "vae":
+        out["beta"] = c1.number_input("β (KL weight)", 0.0, 100.0, float(p["beta"]), step=0.1, key=f"hp_beta_{k}",
+                                      help="Weight of the KL term at the end of warm-up; 1 is the true ELBO.")
+        out["kl_schedule"] = c2.selectbox("KL schedule", ["linear", "cyclical", "none"],
+                                          index=["linear", "cyclical", "none"].index(p["kl_schedule"]),
+                                          key=f"hp_sched_{k}",
+                                          help="How β rises from 0: linear warm-up, repeated (cyclical) or constant.")
+        out["warmup_epochs"] = c3.number_input("Warm-up epochs", 0, 1000, p["warmup_epochs"], key=f"hp_warm_{k}",
+                                               help="Epochs until β reaches its value (linear schedule).")
+        c1, c2, _ = st.columns(3)
+        out["free_bits"] = c1.number_input("Free bits (nats/unit)", 0.0, 10.0, float(p["free_bits"]), step=0.01,
+                                           key=f"hp_fb_{k}",
+                                           help="KL per latent unit below this is not penalised (keeps units active).")
+        out["latent_dim"] = c2.number_input("Latent size", 1, 4096, p["latent_dim"], key=f"hp_latent_{k}",
+                                            help="Dimensions of the latent vector z.")
+    else:
+        out["num_embeddings"] = c1.number_input("Codebook size", 2, 8192, p["num_embeddings"], key=f"hp_codes_{k}",
+                                                help="Number of code vectors K the encoder can choose from.")
+        out["embedding_dim"] = c2.number_input("Code dimension", 1, 1024, p["embedding_dim"], key=f"hp_dim_{k}",
+                                               help="Length of each code vector.")
+        out["prior_epochs"] = c3.number_input("Prior epochs", 0, 10000, p["prior_epochs"], key=f"hp_prior_{k}",
+                                              help="Epochs of the PixelCNN prior that lets the VQ-VAE sample (0: none).")
+    out["mixed_precision"] = st.checkbox("Mixed precision (GPU only)", False, key=f"hp_mp_{k}",
+                                         help="float16 compute with float32 weights: faster on a GPU, ignored on CPU.")
+    return {key: (int(v) if isinstance(v, int) and not isinstance(v, bool) else v) for key, v in out.items()}
+
+
+def launch(dataset_path: str, model_type: str, preset: str, run_name: str, overrides: dict) -> Path | None:
+    """What the Launch button does: start the background job, remember the run; errors shown."""
+    try:
+        run_dir = jobs.launch_training(dataset_path, model_type, preset, run_name.strip(), overrides)
+    except UserError as exc:
+        st.session_state[LAUNCH_MESSAGE] = ("error", str(exc))
+        return None
+    st.session_state[RUN] = run_dir.name
+    st.session_state[LAUNCH_MESSAGE] = ("success", f"Started run `{run_dir.name}` in the background.")
+    return run_dir
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _png(path: str, _mtime: float) -> bytes:
+    return Path(path).read_bytes()
+
+
+def _image(run_dir: Path, prefix: str, caption: str) -> None:
+    path = runs.latest_image(run_dir, prefix)
+    if path is None:
+        st.caption(f"{caption}: none yet")
+        return
+    try:
+        data = _png(str(path), path.stat().st_mtime)
+    except OSError:
+        return
+    st.image(data, caption=f"{caption} ({path.stem.rsplit('_', 1)[-1].lstrip('0') or '0'})", output_format="PNG")
+
+
+def _eta(seconds) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(seconds)
+    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m {seconds % 60:02d}s"
+
+
+def run_panel(run_dir: Path) -> None:
+    """Status, progress, ETA, device, curves, samples and Stop/Resume of one run."""
+    try:
+        config = runs.read_config(run_dir)
+    except UserError as exc:
+        st.error(str(exc))
+        return
+    status = runs.read_status(run_dir)
+    state = status.get("state")
+    epoch, epochs = int(status.get("epoch") or 0), int(status.get("epochs") or config.get("epochs") or 1)
+    batch, batches = status.get("batch") or 0, status.get("batches") or 0
+    fraction = min(1.0, (epoch + (batch / batches if batches and state == "running" and batch < batches else 0)) / epochs)
+    stage = status.get("stage") or config["model_type"]
+    st.markdown(f"**{run_dir.name}** · {config['model_type']} / {config['preset']} · "
+                f"{STATE_ICONS.get(state, '')} **{state}** · stage {stage} · device {status.get('device') or '–'}")
+    st.progress(fraction, text=f"{stage}: epoch {epoch} / {epochs} · ETA {_eta(status.get('eta_s'))}")
+    if status.get("message"):
+        (st.error if state == "failed" else st.caption)(status["message"])
+    b1, b2, _ = st.columns([1, 1, 4])
+    if b1.button("Stop", key=f"stop_{run_dir.name}", disabled=state not in runs.ACTIVE_STATES,
+                 help="Stop after the current batch; the model is kept and the run can be resumed."):
+        jobs.cancel(run_dir)
+        st.rerun(scope="fragment")
+    if b2.button("Resume", key=f"resume_{run_dir.name}", disabled=state in (*runs.ACTIVE_STATES, "finished"),
+                 help="Continue a stopped or interrupted run from its last checkpoint."):
+        try:
+            jobs.resume(run_dir)
+        except UserError as exc:
+            st.error(str(exc))
+        else:
+            st.rerun(scope="app")
+    log_y = st.toggle("Log scale", key=LOG_Y)
+    metrics = runs.read_metrics(run_dir)
+    st.plotly_chart(plots.loss_figure(metrics, config["model_type"], log_y=log_y), key=f"curves_{run_dir.name}")
+    if config["model_type"] == "vqvae":
+        st.plotly_chart(plots.prior_figure(runs.read_metrics(run_dir, runs.PRIOR_METRICS), log_y=log_y),
+                        key=f"prior_{run_dir.name}")
+    c1, c2 = st.columns(2)
+    with c1:
+        if config["model_type"] == "vqvae" and runs.latest_image(run_dir, "prior"):
+            _image(run_dir, "prior", "Samples from the prior, prior epoch")
+        elif config["model_type"] == "vqvae":
+            _image(run_dir, "epoch", "No prior yet — reconstructions, epoch")
+        else:
+            _image(run_dir, "epoch", "Samples (fixed seeds), epoch")
+    with c2:
+        _image(run_dir, "recon", "Validation slices (top) and reconstructions (bottom), epoch")
+
+
+def runs_table(all_runs: list[dict]) -> None:
+    """A table of every run with its state."""
+    frame = pd.DataFrame([{
+        "run": r["name"], "model": r["model_type"], "preset": r["preset"],
+        "state": r["state"],
+        "epoch": f"{r['epoch']}/{r['epochs']}" + (f" ({r['stage']})" if r["stage"] == "prior" else ""),
+        "updated": r["updated"], "message": r["message"],
+    } for r in all_runs])
+    st.dataframe(frame, hide_index=True, width="stretch")
+
+
+def overlay(all_runs: list[dict]) -> None:
+    """Multiselect runs and overlay one of their curves."""
+    names = [r["name"] for r in all_runs]
+    chosen = st.multiselect("Compare runs", names, key=OVERLAY,
+                            help="Overlay the curves of several runs (same metric, against epoch).")
+    if not chosen:
+        return
+    by_name = {r["name"]: r for r in all_runs}
+    curves = {name: runs.read_metrics(by_name[name]["path"]) for name in chosen}
+    options = plots.overlay_metrics(curves) or ["loss"]
+    metric = st.selectbox("Metric", options, key=OVERLAY_METRIC)
+    st.plotly_chart(plots.overlay_figure(curves, metric, log_y=st.session_state.get(LOG_Y, False)),
+                    key="overlay_chart")
+
+
+def default_run_name(model_type: str, preset: str) -> str:
+    return f"{model_type}-{preset}-{time.strftime('%m%d-%H%M%S')}"
