@@ -35,7 +35,7 @@ if range_default is None or axis != axis_default:
     range_default = (max(0, middle - 15), middle + 15)
 start = c2.number_input("Start slice", 0, 2048, int(range_default[0]))
 stop = c3.number_input("Stop slice (excluded)", 1, 2048, int(range_default[1]))
-size = c4.selectbox("Image size (px)", [64, 96, 128, 192, 256], index=2, key=state.DATASET_SIZE,
+size = c4.radio("Image size (px)", [64, 96, 128, 192, 256], index=2, key=state.DATASET_SIZE, horizontal=True,
                     help="Square output; 64 suits the CPU `demo` preset, 128 the thesis' setting.")
 s1, s2, s3, s4 = st.columns(4)
 train = s1.number_input("Train fraction", 0.0, 1.0, 0.8, 0.05)

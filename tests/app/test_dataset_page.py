@@ -20,7 +20,7 @@ def test_build_then_reuse_split_by_subject(ixi_sample_dir):
     at = _dataset_page(ixi_sample_dir)
     assert not at.exception, at.exception
     assert at.number_input[0].value == 50 and at.number_input[1].value == 60
-    at.selectbox(key="dataset_size").set_value(64)
+    at.radio(key="dataset_size").set_value(64)
     # Two subjects: one to train, one to validation, none to test.
     at.number_input[2].set_value(0.5)
     at.number_input[3].set_value(0.5)

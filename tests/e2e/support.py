@@ -25,3 +25,10 @@ def screenshot(page, name: str) -> Path:
     path = SCREENSHOTS / name
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def choose_radio(page, label: str, option: str) -> None:
+    """Click ``option`` of the Streamlit radio group whose label contains ``label``."""
+    group = page.locator('[data-testid="stRadio"]').filter(has_text=label)
+    group.locator("label").filter(has_text=option).first.click()
+    wait_idle(page)

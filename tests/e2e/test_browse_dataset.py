@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from e2e.support import screenshot, wait_idle
+from e2e.support import choose_radio, screenshot, wait_idle
 
 pytestmark = pytest.mark.e2e
 
@@ -47,6 +47,9 @@ def test_browse_pick_subject_move_range_build_dataset(app_url, page):
     wait_idle(page)
     screenshot(page, "dataset_before_build.png")
     page.get_by_text(f"{after} slices × 24 volumes").wait_for()
+    choose_radio(page, "Image size", "64")
+    wait_idle(page)
+    page.get_by_text("of 64×64, split by subject").wait_for()
     page.get_by_role("button", name="Build dataset").click()
     page.get_by_text(re.compile(r"Built in|Reused the cached")).wait_for(timeout=180_000)
     wait_idle(page)
