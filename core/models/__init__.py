@@ -7,6 +7,7 @@ with ``keras.saving.load_model(path, safe_mode=True)`` (all classes are register
 from core.models.layers import (
     GatedActivation,
     MaskedConv2D,
+    PositionBias,
     Sampling,
     VectorQuantizer,
     causal_mask,
@@ -31,6 +32,7 @@ __all__ = [
     "VectorQuantizer",
     "MaskedConv2D",
     "GatedActivation",
+    "PositionBias",
     "causal_mask",
     "build_vae",
     "build_vqvae",

@@ -19,17 +19,19 @@ from core.models.layers import compiled, gated_pixelcnn_block
 __all__ = ["PixelCNNPrior", "build_prior", "get_pixelcnn"]
 
 
-def get_pixelcnn(num_embeddings, filters=64, n_layers=8, kernel_size=3):
-    """Functional gated PixelCNN: ``(B, h, w)`` int32 codes -> ``(B, h, w, K)`` float32 logits.
+def get_pixelcnn(num_embeddings, grid_size, filters=64, n_layers=8, kernel_size=3):
+    """Functional gated PixelCNN: ``(B, g, g)`` int32 codes -> ``(B, g, g, K)`` float32 logits.
 
-    Embedding, ``n_layers`` :func:`gated_pixelcnn_block` (the first with mask "A"), then two
-    1x1 convolutions.  Any grid size is accepted (the sampler feeds cropped grids).
+    Embedding, ``n_layers`` :func:`gated_pixelcnn_block` (the first with mask "A", each with a
+    learned position bias), then two 1x1 convolutions.
     """
-    inputs = keras.Input((None, None), dtype="int32", name="codes")
+    inputs = keras.Input((grid_size, grid_size), dtype="int32", name="codes")
     x = layers.Embedding(num_embeddings, filters, name="embed")(inputs)
     v, h = x, x
     for i in range(n_layers):
-        v, h = gated_pixelcnn_block(v, h, filters, kernel_size, first=i == 0, name=f"gated{i}")
+        v, h = gated_pixelcnn_block(
+            v, h, filters, kernel_size, first=i == 0, name=f"gated{i}", grid_size=grid_size
+        )
     x = layers.ReLU(name="head_act1")(h)
     x = layers.Conv2D(2 * filters, 1, name="head_conv")(x)
     x = layers.ReLU(name="head_act2")(x)
@@ -69,7 +71,9 @@ class PixelCNNPrior(keras.Model):
             from core.errors import UserError
 
             raise UserError(f"prior_kernel_size must be odd, got {self.kernel_size}")
-        self.net = get_pixelcnn(self.num_embeddings, self.filters, self.n_layers, self.kernel_size)
+        self.net = get_pixelcnn(
+            self.num_embeddings, self.grid_size, self.filters, self.n_layers, self.kernel_size
+        )
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.built = True
 
@@ -141,16 +145,16 @@ class PixelCNNPrior(keras.Model):
                 noise = rng.gumbel(size=(n, g, self.num_embeddings)).astype("float32")
             else:
                 noise = np.zeros((n, g, self.num_embeddings), "float32")
-            grid[:, i] = np.asarray(sample_row(v_to_h, noise, inv_temp))
+            grid[:, i] = np.asarray(sample_row(v_to_h, noise, inv_temp, np.int32(i)))
         return grid
 
-    def _sample_row(self, v_to_h, noise, inv_temp):
+    def _sample_row(self, v_to_h, noise, inv_temp, row_index):
         """Draw one row ``(B, w)`` int32 left to right (Gumbel-max with the given noise)."""
         shape = ops.shape(noise)
         width = self.grid_size
 
         def body(j, row):
-            logits = self._row_logits(row[:, None, :], v_to_h)[:, 0]  # (B, w, K)
+            logits = self._row_logits(row[:, None, :], v_to_h, row_index)[:, 0]  # (B, w, K)
             scores = ops.take(logits, j, axis=1) * inv_temp + ops.take(noise, j, axis=1)
             code = ops.cast(ops.argmax(scores, axis=-1), "int32")
             return row + code[:, None] * ops.cast(ops.one_hot(j, width), "int32")[None, :]
@@ -170,14 +174,16 @@ class PixelCNNPrior(keras.Model):
                 v = layer(f"gated{i}_v_gate")(v_conv)
         return out
 
-    def _row_logits(self, row, v_to_h):
-        """Logits ``(B, 1, w, K)`` of one row ``(B, 1, w)`` given :meth:`_vertical_features`;
-        equal to ``self.net`` on the full grid at that row."""
+    def _row_logits(self, row, v_to_h, row_index):
+        """Logits ``(B, 1, w, K)`` of row ``row_index`` (codes ``(B, 1, w)``) given
+        :meth:`_vertical_features`; equal to ``self.net`` on the full grid at that row."""
         layer = self.net.get_layer
         h = layer("embed")(row)
         for i in range(self.n_layers):
             h_conv = layer(f"gated{i}_h")(h)
-            gated = layer(f"gated{i}_h_gate")(h_conv + ops.cast(v_to_h[i], h_conv.dtype))
+            pre = h_conv + ops.cast(v_to_h[i], h_conv.dtype)
+            pre = pre + ops.cast(layer(f"gated{i}_pos").row(row_index), pre.dtype)
+            gated = layer(f"gated{i}_h_gate")(pre)
             h_out = layer(f"gated{i}_h_out")(gated)
             h = h_out if i == 0 else h + h_out
         x = layer("head_conv")(ops.relu(h))

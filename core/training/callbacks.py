@@ -35,6 +35,7 @@ __all__ = [
     "EarlyStoppingOnVal",
     "SampleGrid",
     "Checkpoint",
+    "write_grids",
 ]
 
 

@@ -240,9 +240,21 @@ def read_config(run_dir: str | Path) -> dict:
 
 
 def update_config(run_dir: str | Path, changes: dict) -> dict:
-    """Merge ``changes`` into ``config.json`` (atomically) and return the new config."""
+    """Merge ``changes`` into ``config.json`` (atomically) and return the new config.
+
+    More ``epochs``/``prior_epochs`` also lift an earlier early stop of that stage, so a
+    resume trains on.
+    """
     config = {**read_config(run_dir), **changes}
     write_json_atomic(Path(run_dir) / CONFIG, config)
+    if (Path(run_dir) / STATE).is_file():
+        lifted = {}
+        if "epochs" in changes:
+            lifted.update(stopped_early=False, wait=0)
+        if "prior_epochs" in changes:
+            lifted.update(prior_stopped_early=False, prior_wait=0)
+        if lifted:
+            write_state(run_dir, **lifted)
     return config
 
 

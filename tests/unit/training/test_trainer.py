@@ -126,3 +126,15 @@ def test_fixed_slices_prefer_validation():
     train, val = np.zeros((20, 4, 4), np.float32), np.ones((5, 4, 4), np.float32)
     assert trainer.fixed_slices(train, val, 8).shape == (5, 4, 4)
     assert trainer.fixed_slices(train, val[:0], 8).shape == (8, 4, 4)
+
+
+def test_early_stopped_run_trains_on_with_more_epochs(tmp_path, tiny_dataset, tiny_vae):
+    run_dir = runs.prepare_run(tmp_path / "e", tiny_dataset, "vae", "demo", {**tiny_vae, "epochs": 2})
+    trainer.train_run(run_dir)
+    runs.write_state(run_dir, stopped_early=True, wait=3)  # as if early stopping had ended it
+    trainer.train_run(run_dir, resume=True)
+    assert list(runs.read_metrics(run_dir)["epoch"]) == [1, 2]  # stays stopped
+    runs.update_config(run_dir, {"epochs": 3})
+    assert runs.read_state(run_dir)["stopped_early"] is False and runs.read_state(run_dir)["wait"] == 0
+    assert trainer.train_run(run_dir, resume=True)["state"] == "finished"
+    assert list(runs.read_metrics(run_dir)["epoch"]) == [1, 2, 3]
