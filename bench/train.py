@@ -120,7 +120,7 @@ def our_pipeline(images: np.ndarray, batch: int):
 def _model(config: dict, jit_compile="auto"):
     import keras
 
-    from core.models.presets import build_model
+    from core.models.factory import build_model
 
     model = build_model(config)
     model.compile(optimizer=keras.optimizers.Adam(config["learning_rate"]), jit_compile=jit_compile)

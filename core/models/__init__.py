@@ -1,48 +1,64 @@
-"""Generative models: VAE, VQ-VAE with a PixelCNN prior, shared layers and named presets.
+"""Generative models: VAE, VQ-VAE with a PixelCNN prior, named presets and the model factory.
 
-Models are Keras 3 models written with ``keras.ops``; save them as ``.keras`` and load them
-with ``keras.saving.load_model(path, safe_mode=True)`` (all classes are registered).
+Where things are:
+
+- ``presets.py``: named configs as plain data and ``validate_config`` (no Keras import);
+- ``factory.py``: ``build_model`` / ``build_prior`` (validate a config, then construct);
+- ``vae.py``: ``Sampling`` + ``VAE``; ``vqvae.py``: ``VectorQuantizer`` + ``VQVAE``;
+  ``prior.py``: masked convolutions, gated blocks, ``PositionBias`` + ``PixelCNNPrior``;
+- ``blocks.py``: the conv blocks both autoencoders use; ``inference.py``: batching and the
+  compiled-function cache behind the models' verbs; ``_checks.py``: argument checks.
+
+The preset names below are imported eagerly; every Keras-backed name is imported on first
+access, so ``from core.models import get_preset`` does not load TensorFlow.  Models are Keras
+3 models written with ``keras.ops``; save them as ``.keras`` and load them with
+``keras.saving.load_model(path, safe_mode=True)`` once :func:`register` (or any model
+module) has been imported — every class is registered under the package ``latentbrain``.
 """
 
-from core.models.layers import (
-    GatedActivation,
-    MaskedConv2D,
-    PositionBias,
-    Sampling,
-    VectorQuantizer,
-    causal_mask,
-)
-from core.models.prior import PixelCNNPrior
-from core.models.presets import (
-    MODEL_TYPES,
-    PRESET_NAMES,
-    build_model,
-    build_prior,
-    get_preset,
-    validate_config,
-)
-from core.models.vae import VAE, active_units, build_vae, kl_beta_schedule, kl_per_unit
-from core.models.vqvae import VQVAE, build_vqvae
+from __future__ import annotations
 
-__all__ = [
-    "VAE",
-    "VQVAE",
-    "PixelCNNPrior",
-    "Sampling",
-    "VectorQuantizer",
-    "MaskedConv2D",
-    "GatedActivation",
-    "PositionBias",
-    "causal_mask",
-    "build_vae",
-    "build_vqvae",
-    "build_model",
-    "build_prior",
-    "get_preset",
-    "validate_config",
-    "kl_beta_schedule",
-    "kl_per_unit",
-    "active_units",
-    "MODEL_TYPES",
-    "PRESET_NAMES",
-]
+import importlib
+
+from core.models.presets import MODEL_TYPES, PRESET_NAMES, get_preset, validate_config
+
+_LAZY = {
+    "VAE": "vae",
+    "Sampling": "vae",
+    "build_vae": "vae",
+    "kl_beta_schedule": "vae",
+    "kl_per_unit": "vae",
+    "active_units": "vae",
+    "VQVAE": "vqvae",
+    "VectorQuantizer": "vqvae",
+    "build_vqvae": "vqvae",
+    "PixelCNNPrior": "prior",
+    "MaskedConv2D": "prior",
+    "GatedActivation": "prior",
+    "PositionBias": "prior",
+    "causal_mask": "prior",
+    "build_pixelcnn_prior": "prior",
+    "build_model": "factory",
+    "build_prior": "factory",
+}
+
+__all__ = ["MODEL_TYPES", "PRESET_NAMES", "get_preset", "validate_config", "register", *_LAZY]
+
+
+def register() -> None:
+    """Import every model module, registering all custom Keras classes for ``load_model``."""
+    for module in sorted(set(_LAZY.values())):
+        importlib.import_module(f"core.models.{module}")
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'core.models' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"core.models.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(__all__)

@@ -1,4 +1,7 @@
-"""Named model configurations (demo, thesis, quality) for both model types, checked and built.
+"""Named model configurations (demo, thesis, quality) as plain data, and their validation.
+
+This module imports neither Keras nor TensorFlow, so a page can read a preset cheaply;
+``core.models.factory`` builds the models from a validated config.
 
 A config is a flat JSON-friendly dict: ``model_type``, ``preset``, the training settings
 (``image_size``, ``batch_size``, ``learning_rate``, ``epochs``, ``early_stopping_patience``,
@@ -28,23 +31,24 @@ from core.models._checks import (
     check_image_size,
     check_int,
 )
-from core.models.prior import PixelCNNPrior
-from core.models.prior import build_prior as _build_prior
-from core.models.vae import KL_SCHEDULES, LOSS_MODES, RECON_LOSSES, build_vae
-from core.models.vqvae import build_vqvae
 
 __all__ = [
     "MODEL_TYPES",
     "PRESET_NAMES",
+    "RECON_LOSSES",
+    "LOSS_MODES",
+    "KL_SCHEDULES",
     "PRESETS",
     "get_preset",
     "validate_config",
-    "build_model",
-    "build_prior",
 ]
 
 MODEL_TYPES = ("vae", "vqvae")
 PRESET_NAMES = ("demo", "thesis", "quality")
+#: VAE choices (see :class:`core.models.vae.VAE`): decoder likelihood, loss, KL warm-up.
+RECON_LOSSES = ("bernoulli", "gaussian")
+LOSS_MODES = ("elbo", "thesis")
+KL_SCHEDULES = ("linear", "cyclical", "none")
 
 _VAE_LOSS = {
     "recon_loss": "gaussian",
@@ -253,17 +257,3 @@ def validate_config(config, n_train=None):
             raise UserError(f"prior_kernel_size must be odd, got {c['prior_kernel_size']}")
     return c
 
-
-def build_model(config):
-    """Validate ``config`` and build its (uncompiled) :class:`~core.models.vae.VAE` or
-    :class:`~core.models.vqvae.VQVAE`."""
-    c = validate_config(config)
-    return build_vae(c) if c["model_type"] == "vae" else build_vqvae(c)
-
-
-def build_prior(config) -> PixelCNNPrior:
-    """Validate a VQ-VAE ``config`` and build its (uncompiled) :class:`PixelCNNPrior`."""
-    c = validate_config(config)
-    if c["model_type"] != "vqvae":
-        raise UserError(f"model_type must be 'vqvae' to build a prior, got {c['model_type']!r}")
-    return _build_prior(c)

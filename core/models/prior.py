@@ -1,6 +1,9 @@
 """Gated PixelCNN prior over VQ-VAE code grids: learns p(indices), samples new grids.
 
-Reading order: the network builder, the :class:`PixelCNNPrior` model, the builder.
+Reading order: its layers (:func:`causal_mask`, :class:`MaskedConv2D` — a causal convolution
+whose mask is applied to the kernel inside ``call()`` so optimizer steps can never undo it —,
+:class:`GatedActivation`, :class:`PositionBias` and :func:`gated_pixelcnn_block`), the network
+builder, the :class:`PixelCNNPrior` model, its builder.
 
 Code grids are ``(B, h, w)`` int32 in ``[0, num_embeddings)``; logits are
 ``(B, h, w, num_embeddings)`` float32.  The logits at a position depend only on positions
@@ -13,10 +16,174 @@ import numpy as np
 import keras
 from keras import layers, ops
 
-from core.models._checks import check_float, check_int
-from core.models.layers import compiled, gated_pixelcnn_block
+from core.errors import UserError
+from core.models._checks import check_choice, check_float, check_int
+from core.models.inference import compiled
 
-__all__ = ["PixelCNNPrior", "build_prior", "get_pixelcnn"]
+__all__ = [
+    "causal_mask",
+    "MaskedConv2D",
+    "GatedActivation",
+    "PositionBias",
+    "gated_pixelcnn_block",
+    "get_pixelcnn",
+    "PixelCNNPrior",
+    "build_pixelcnn_prior",
+]
+
+
+def causal_mask(kernel_size, mask_type):
+    """``(kh, kw)`` float32 mask of a raster-order causal kernel (centre = the output pixel).
+
+    ``"A"``: rows above and pixels left of the centre (first layer: excludes the pixel itself);
+    ``"B"``: as A plus the centre (later layers); ``"V"``: rows above and the whole centre row
+    (vertical stack of a gated PixelCNN; causal only once shifted down one row).
+
+    >>> causal_mask((3, 3), "A").astype(int).tolist()
+    [[1, 1, 1], [1, 0, 0], [0, 0, 0]]
+    >>> causal_mask((3, 3), "V").astype(int).tolist()
+    [[1, 1, 1], [1, 1, 1], [0, 0, 0]]
+    >>> causal_mask((1, 3), "B").astype(int).tolist()
+    [[1, 1, 0]]
+    """
+    kh, kw = kernel_size
+    ch, cw = kh // 2, kw // 2
+    mask = np.zeros((kh, kw), dtype="float32")
+    mask[:ch, :] = 1.0
+    if mask_type == "V":
+        mask[ch, :] = 1.0
+    if mask_type in ("A", "B"):
+        mask[ch, :cw] = 1.0
+    if mask_type == "B":
+        mask[ch, cw] = 1.0
+    return mask
+
+
+@keras.saving.register_keras_serializable(package="latentbrain")
+class MaskedConv2D(layers.Layer):
+    """Stride-1 'same' convolution whose kernel is multiplied by a causal mask in ``call()``.
+
+    Args:
+        filters: output channels.
+        kernel_size: odd int or ``(kh, kw)`` of odd ints.
+        mask_type: ``"A"``, ``"B"`` or ``"V"`` (see :func:`causal_mask`).
+        use_bias: add a bias.
+    """
+
+    def __init__(self, filters, kernel_size, mask_type="B", use_bias=True, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = check_int("filters", filters, 1)
+        if isinstance(kernel_size, int):
+            kernel_size = (kernel_size, kernel_size)
+        self.kernel_size = tuple(check_int("kernel_size", k, 1) for k in kernel_size)
+        if any(k % 2 == 0 for k in self.kernel_size):
+            raise UserError(f"kernel_size must be odd, got {self.kernel_size}")
+        self.mask_type = check_choice("mask_type", mask_type, ("A", "B", "V"))
+        self.use_bias = bool(use_bias)
+
+    def build(self, input_shape):
+        kh, kw = self.kernel_size
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(kh, kw, input_shape[-1], self.filters),
+            initializer="glorot_uniform",
+        )
+        self.bias = (
+            self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
+            if self.use_bias
+            else None
+        )
+        self._mask = causal_mask(self.kernel_size, self.mask_type)[:, :, None, None]
+
+    def call(self, inputs):
+        kernel = self.kernel * ops.cast(self._mask, self.kernel.dtype)
+        outputs = ops.conv(inputs, ops.cast(kernel, inputs.dtype), strides=1, padding="same")
+        if self.use_bias:
+            outputs = outputs + ops.cast(self.bias, outputs.dtype)
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.filters)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "mask_type": self.mask_type,
+            "use_bias": self.use_bias,
+        }
+
+
+@keras.saving.register_keras_serializable(package="latentbrain")
+class GatedActivation(layers.Layer):
+    """``tanh(a) * sigmoid(b)`` where ``a, b`` are the two halves of the last axis."""
+
+    def call(self, inputs):
+        a, b = ops.split(inputs, 2, axis=-1)
+        return ops.tanh(a) * ops.sigmoid(b)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] // 2)
+
+
+@keras.saving.register_keras_serializable(package="latentbrain")
+class PositionBias(layers.Layer):
+    """Adds a learned ``(grid_size, grid_size, C)`` bias: tells a convolutional stack where it is.
+
+    Convolutions alone only sense the grid's edges through their zero padding; a prior
+    needs the absolute position to place e.g. the bottom edge of the head.  The bias does
+    not depend on the data, so it cannot break causality.  Inputs must be
+    ``(B, grid_size, grid_size, C)``; :meth:`row` gives one row of the bias.
+    """
+
+    def __init__(self, grid_size, **kwargs):
+        super().__init__(**kwargs)
+        self.grid_size = check_int("grid_size", grid_size, 1)
+
+    def build(self, input_shape):
+        g = self.grid_size
+        self.bias = self.add_weight(name="bias", shape=(g, g, input_shape[-1]), initializer="zeros")
+
+    def call(self, inputs):
+        return inputs + ops.cast(self.bias, inputs.dtype)[None]
+
+    def row(self, index):
+        """The bias of row ``index`` (int or int tensor) as ``(1, 1, grid_size, C)``."""
+        return ops.take(self.bias, index, axis=0)[None, None]
+
+    def get_config(self):
+        return {**super().get_config(), "grid_size": self.grid_size}
+
+
+def gated_pixelcnn_block(v, h, filters, kernel_size, first, name, grid_size=None):
+    """One gated PixelCNN layer (van den Oord et al. 2016) with vertical and horizontal stacks.
+
+    The vertical stack sees the rows above and the current row (mask "V"); it reaches the
+    horizontal stack shifted down one row, so a position only gets information from the rows
+    strictly above it, from a cone that widens with depth.  The horizontal stack sees the
+    pixels to the left in its row (mask "A" in the ``first`` layer, then "B" with a residual
+    connection).  Together they cover every earlier position in raster order: no blind spot.
+    With ``grid_size`` a :class:`PositionBias` is added before the horizontal gate.
+
+    Returns ``(v, h)``, each ``(B, h, w, filters)``.
+    """
+    v_conv = MaskedConv2D(2 * filters, (kernel_size, kernel_size), "V", name=f"{name}_v")(v)
+    v_out = GatedActivation(name=f"{name}_v_gate")(v_conv)
+    v_to_h = layers.Conv2D(2 * filters, 1, name=f"{name}_v_to_h")(v_conv)
+    v_to_h = layers.ZeroPadding2D(((1, 0), (0, 0)), name=f"{name}_v_pad")(v_to_h)
+    v_to_h = layers.Cropping2D(((0, 1), (0, 0)), name=f"{name}_v_shift")(v_to_h)
+    h_conv = MaskedConv2D(
+        2 * filters, (1, kernel_size), "A" if first else "B", name=f"{name}_h"
+    )(h)
+    h_pre = layers.Add(name=f"{name}_vh")([h_conv, v_to_h])
+    if grid_size is not None:
+        h_pre = PositionBias(grid_size, name=f"{name}_pos")(h_pre)
+    h_gated = GatedActivation(name=f"{name}_h_gate")(h_pre)
+    h_out = layers.Conv2D(filters, 1, name=f"{name}_h_out")(h_gated)
+    if not first:
+        h_out = layers.Add(name=f"{name}_res")([h, h_out])
+    return v_out, h_out
 
 
 def get_pixelcnn(num_embeddings, grid_size, filters=64, n_layers=8, kernel_size=3):
@@ -68,8 +235,6 @@ class PixelCNNPrior(keras.Model):
         self.n_layers = check_int("prior_layers", n_layers, 1)
         self.kernel_size = check_int("prior_kernel_size", kernel_size, 3)
         if self.kernel_size % 2 == 0:
-            from core.errors import UserError
-
             raise UserError(f"prior_kernel_size must be odd, got {self.kernel_size}")
         self.net = get_pixelcnn(
             self.num_embeddings, self.grid_size, self.filters, self.n_layers, self.kernel_size
@@ -204,12 +369,14 @@ class PixelCNNPrior(keras.Model):
         return cls(**config)
 
 
-def build_prior(config):
-    """A :class:`PixelCNNPrior` for a VQ-VAE config dict (keys ``num_embeddings``,
-    ``image_size``, ``filters`` for the grid, and ``prior_filters``, ``prior_layers``,
-    ``prior_kernel_size``).
+def build_pixelcnn_prior(config):
+    """A :class:`PixelCNNPrior` for a VQ-VAE config dict (keys ``num_embeddings``, ``image_size``,
+    ``filters`` for the grid, and ``prior_filters``, ``prior_layers``, ``prior_kernel_size``).
 
-    >>> build_prior({"image_size": 32, "filters": [8, 16], "num_embeddings": 16}).grid_size
+    Missing keys take the constructor's defaults; ``core.models.factory.build_prior`` validates
+    a full config first.
+
+    >>> build_pixelcnn_prior({"image_size": 32, "filters": [8, 16], "num_embeddings": 16}).grid_size
     8
     """
     grid = int(config.get("image_size", 64)) // 2 ** len(config.get("filters", (32, 64)))

@@ -1,7 +1,8 @@
 """Convolutional VAE with a real ELBO (summed reconstruction + beta * KL, optional free bits).
 
-Reading order: encoder and decoder builders, the :class:`VAE` model, the KL warm-up schedule
-used by the training engine, and the active-unit diagnostics.
+Reading order: the :class:`Sampling` layer (reparameterisation), encoder and decoder builders,
+the :class:`VAE` model and its builder, the KL warm-up schedule used by the training engine,
+and the active-unit diagnostics.
 
 Images are ``(B, H, W, 1)`` float32 in [0, 1].  The decoder emits logits; :meth:`VAE.decode`
 applies the sigmoid.  ``loss_mode="thesis"`` reproduces the 2023 thesis' loss
@@ -25,9 +26,12 @@ from core.models._checks import (
     check_image_size,
     check_int,
 )
-from core.models.layers import Sampling, compiled, down_block, up_block
+from core.models.blocks import down_block, up_block
+from core.models.inference import as_images, batches, compiled, numpy_images
+from core.models.presets import KL_SCHEDULES, LOSS_MODES, RECON_LOSSES
 
 __all__ = [
+    "Sampling",
     "VAE",
     "build_vae",
     "get_vae_encoder",
@@ -40,9 +44,34 @@ __all__ = [
     "KL_SCHEDULES",
 ]
 
-RECON_LOSSES = ("bernoulli", "gaussian")
-LOSS_MODES = ("elbo", "thesis")
-KL_SCHEDULES = ("linear", "cyclical", "none")
+
+@keras.saving.register_keras_serializable(package="latentbrain")
+class Sampling(layers.Layer):
+    """Reparameterisation ``z = mean + exp(log_var / 2) * eps`` with ``eps ~ N(0, I)``.
+
+    Args:
+        seed: seed of the layer's own ``keras.random.SeedGenerator``.
+
+    Call on ``[z_mean, z_log_var]``, both ``(B, latent_dim)``; returns ``(B, latent_dim)`` float32
+    (the layer stays float32 under the ``mixed_float16`` policy).
+    """
+
+    def __init__(self, seed=None, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs):
+        z_mean, z_log_var = (ops.cast(t, "float32") for t in inputs)
+        eps = keras.random.normal(ops.shape(z_mean), seed=self.seed_generator)
+        return z_mean + ops.exp(0.5 * z_log_var) * eps
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "seed": self.seed}
 
 
 def get_vae_encoder(image_size, filters, latent_dim, kernel_size=4):
@@ -79,28 +108,6 @@ def get_vae_decoder(image_size, filters, latent_dim, kernel_size=4):
         x = up_block(x, f, kernel_size, name=f"dec{i}")
     logits = layers.Conv2D(1, 3, padding="same", dtype="float32", name="logits")(x)
     return keras.Model(inputs, logits, name="decoder")
-
-
-def _as_images(x):
-    """``(B, H, W)`` or ``(B, H, W, 1)`` -> float32 ``(B, H, W, 1)`` tensor."""
-    x = ops.convert_to_tensor(x)
-    if len(x.shape) == 3:
-        x = x[..., None]
-    return ops.cast(x, "float32")
-
-
-def _batches(array, batch_size):
-    for start in range(0, len(array), batch_size):
-        yield array[start : start + batch_size]
-
-
-def _numpy_images(images):
-    images = np.asarray(images, dtype="float32")
-    if images.ndim == 3:
-        images = images[..., None]
-    if images.ndim != 4 or images.shape[-1] != 1:
-        raise UserError(f"images must be (N, H, W) or (N, H, W, 1), got shape {images.shape}")
-    return images
 
 
 @keras.saving.register_keras_serializable(package="latentbrain")
@@ -181,14 +188,14 @@ class VAE(keras.Model):
 
     def call(self, inputs, training=False):
         """Deterministic reconstruction (decoded posterior mean), ``(B, S, S, 1)`` in [0, 1]."""
-        z_mean, _ = self.encoder(_as_images(inputs), training=training)
+        z_mean, _ = self.encoder(as_images(inputs), training=training)
         return ops.sigmoid(self.decoder(z_mean, training=training))
 
     def encode(self, x, batch_size=256):
         """Posterior parameters of images ``(N, S, S[, 1])``: ``(z_mean, z_log_var)``, each ``(N, latent_dim)`` float32 ndarray."""
         fn = compiled(self, "encode", lambda t: self.encoder(t, training=False))
-        images = _numpy_images(x)
-        parts = [fn(b) for b in _batches(images, batch_size)] or [
+        images = numpy_images(x)
+        parts = [fn(b) for b in batches(images, batch_size)] or [
             fn(np.zeros((0, *images.shape[1:]), "float32"))
         ]
         return (
@@ -202,7 +209,7 @@ class VAE(keras.Model):
             self, "decode", lambda t: ops.cast(ops.sigmoid(self.decoder(t, training=False)), "float32")
         )
         z = np.asarray(z, dtype="float32").reshape(-1, self.latent_dim)
-        parts = [np.asarray(fn(b)) for b in _batches(z, batch_size)]
+        parts = [np.asarray(fn(b)) for b in batches(z, batch_size)]
         if not parts:
             return np.zeros((0, self.image_size, self.image_size, 1), "float32")
         return np.concatenate(parts)
@@ -223,7 +230,7 @@ class VAE(keras.Model):
     # ------------------------------------------------------------------ loss
     def compute_losses(self, x, training=False):
         """Loss terms for a batch: dict of float32 scalars ``loss``, ``recon``, ``kl``, ``beta``."""
-        x = _as_images(x)
+        x = as_images(x)
         z_mean, z_log_var = self.encoder(x, training=training)
         z = self.sampling([z_mean, z_log_var])
         logits = ops.cast(self.decoder(z, training=training), "float32")

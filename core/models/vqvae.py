@@ -1,6 +1,7 @@
 """VQ-VAE: conv encoder to a grid of vectors, EMA codebook, conv decoder, and a prior to sample.
 
-Reading order: encoder and decoder builders, the :class:`VQVAE` model, the builder.
+Reading order: the :class:`VectorQuantizer` layer (codebook), encoder and decoder builders, the
+:class:`VQVAE` model, the builder.
 
 Images are ``(B, H, W, 1)`` float32 in [0, 1]; the code grid is ``(B, h, w)`` int32 with
 ``h = H / 2**len(filters)``.  Without a prior (:meth:`VQVAE.attach_prior`) the model can
@@ -21,11 +22,180 @@ from core.models._checks import (
     check_image_size,
     check_int,
 )
-from core.models.layers import VectorQuantizer, compiled, down_block, residual_block, up_block
+from core.models.blocks import down_block, residual_block, up_block
+from core.models.inference import as_images, clear_compiled, compiled, numpy_images, run_batched
 from core.models.prior import PixelCNNPrior
-from core.models.vae import _batches, _numpy_images
 
-__all__ = ["VQVAE", "build_vqvae", "get_vqvae_encoder", "get_vqvae_decoder"]
+__all__ = ["VectorQuantizer", "VQVAE", "build_vqvae", "get_vqvae_encoder", "get_vqvae_decoder"]
+
+
+@keras.saving.register_keras_serializable(package="latentbrain")
+class VectorQuantizer(layers.Layer):
+    """Codebook of ``num_embeddings`` vectors of size ``embedding_dim``; nearest-code lookup.
+
+    ``call(z_e)`` maps ``(..., D)`` encoder outputs to ``(z_q, indices)``: ``z_q`` has the
+    same shape (float32, straight-through: its gradient flows to ``z_e`` unchanged) and
+    ``indices`` is ``(...)`` int32.  ``update(flat, indices)`` is the training-time state
+    update the owning model calls once per step after its optimizer step: it initialises the
+    codebook from the first batch's encoder outputs (``data_init``), updates the codes as
+    exponential moving averages of their assigned vectors (``use_ema``; otherwise the codebook
+    is trained by the codebook loss) and re-initialises *dead* codes — those whose running
+    share of assignments fell below ``restart_threshold / num_embeddings`` — from random
+    encoder outputs of the batch.  Distances, codebook and EMA state are float32.
+
+    Args:
+        num_embeddings: number of codes K (>= 2).
+        embedding_dim: code size D (>= 1).
+        use_ema: update codes by EMA (True) or by gradient (False).
+        ema_decay: decay of the moving averages, in (0, 1).
+        epsilon: Laplace smoothing of the EMA cluster sizes.
+        restart_dead_codes: re-initialise unused codes from the batch.
+        restart_threshold: a code is dead below this fraction of its uniform share of use.
+        data_init: initialise the codebook from the first training batch.
+        seed: seed of the layer's SeedGenerator (initialisation and restarts).
+    """
+
+    def __init__(
+        self,
+        num_embeddings,
+        embedding_dim,
+        use_ema=True,
+        ema_decay=0.99,
+        epsilon=1e-5,
+        restart_dead_codes=True,
+        restart_threshold=0.03,
+        data_init=True,
+        seed=None,
+        **kwargs,
+    ):
+        kwargs["dtype"] = "float32"
+        super().__init__(**kwargs)
+        self.num_embeddings = check_int("num_embeddings", num_embeddings, 2)
+        self.embedding_dim = check_int("embedding_dim", embedding_dim, 1)
+        self.use_ema = bool(use_ema)
+        self.ema_decay = check_float("ema_decay", ema_decay, 0.0, 1.0, open_min=True, open_max=True)
+        self.epsilon = check_float("epsilon", epsilon, 0.0, open_min=True)
+        self.restart_dead_codes = bool(restart_dead_codes)
+        self.restart_threshold = check_float("restart_threshold", restart_threshold, 0.0)
+        self.data_init = bool(data_init)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def build(self, input_shape):
+        if input_shape[-1] is not None and input_shape[-1] != self.embedding_dim:
+            raise UserError(
+                f"VectorQuantizer expects inputs with {self.embedding_dim} channels, "
+                f"got shape {tuple(input_shape)}"
+            )
+        k, d = self.num_embeddings, self.embedding_dim
+        state = dict(trainable=False, aggregation="mean")
+        self.codebook = self.add_weight(
+            name="codebook",
+            shape=(k, d),
+            initializer=keras.initializers.RandomUniform(-1.0 / k, 1.0 / k),
+            trainable=not self.use_ema,
+            aggregation="mean",
+        )
+        self.ema_cluster_size = self.add_weight(
+            name="ema_cluster_size", shape=(k,), initializer="ones", **state
+        )
+        self.ema_dw = self.add_weight(name="ema_dw", shape=(k, d), initializer="zeros", **state)
+        self.usage = self.add_weight(
+            name="usage", shape=(k,), initializer=keras.initializers.Constant(1.0 / k), **state
+        )
+        self.initialized = self.add_weight(
+            name="initialized", shape=(), initializer="zeros", **state
+        )
+
+    def get_code_indices(self, flat_inputs, codebook=None):
+        """Index of the nearest code (squared L2) for each row of ``(N, D)`` inputs: ``(N,)`` int32."""
+        codebook = self.codebook if codebook is None else codebook
+        flat = ops.cast(flat_inputs, "float32")
+        distances = (
+            ops.sum(flat**2, axis=1, keepdims=True)
+            - 2.0 * ops.matmul(flat, ops.transpose(codebook))
+            + ops.sum(codebook**2, axis=1)[None, :]
+        )
+        return ops.cast(ops.argmin(distances, axis=1), "int32")
+
+    def lookup(self, indices):
+        """Codes for integer ``indices`` of any shape: ``indices.shape + (D,)`` float32."""
+        return ops.take(self.codebook, ops.cast(indices, "int32"), axis=0)
+
+    def call(self, inputs):
+        inputs = ops.cast(inputs, "float32")
+        shape = ops.shape(inputs)
+        flat = ops.reshape(inputs, (-1, self.embedding_dim))
+        indices = self.get_code_indices(flat)
+        quantized = ops.reshape(ops.take(self.codebook, indices, axis=0), shape)
+        quantized = inputs + ops.stop_gradient(quantized - inputs)
+        return quantized, ops.reshape(indices, shape[:-1])
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape), tuple(input_shape[:-1])
+
+    def update(self, flat_inputs, indices):
+        """Training-time codebook update for one batch; returns nothing.
+
+        Args:
+            flat_inputs: ``(N, D)`` encoder outputs of the batch.
+            indices: ``(N,)`` their code indices (computed before this update).
+        """
+        k = self.num_embeddings
+        decay = self.ema_decay
+        flat = ops.stop_gradient(ops.cast(flat_inputs, "float32"))
+        indices = ops.reshape(ops.cast(indices, "int32"), (-1,))
+        n = ops.shape(flat)[0]
+        ready = self.initialized > 0.5
+
+        codebook = ops.convert_to_tensor(self.codebook)
+        if self.data_init:
+            picks = keras.random.randint((k,), 0, n, seed=self.seed_generator, dtype="int32")
+            codebook = ops.where(ready, codebook, ops.take(flat, picks, axis=0))
+            indices = ops.where(ready, indices, self.get_code_indices(flat, codebook))
+        one_hot = ops.one_hot(indices, k, dtype="float32")  # (N, K)
+        counts = ops.sum(one_hot, axis=0)
+        n_float = ops.cast(n, "float32")
+
+        cluster_size = ops.where(ready, self.ema_cluster_size, ops.ones((k,)))
+        dw = ops.where(ready, self.ema_dw, codebook * cluster_size[:, None])
+        if self.use_ema:
+            cluster_size = decay * cluster_size + (1.0 - decay) * counts
+            dw = decay * dw + (1.0 - decay) * ops.matmul(ops.transpose(one_hot), flat)
+            total = ops.sum(cluster_size)
+            smoothed = (cluster_size + self.epsilon) / (total + k * self.epsilon) * total
+            codebook = dw / smoothed[:, None]
+
+        usage = ops.where(ready, self.usage, ops.full((k,), 1.0 / k))
+        usage = decay * usage + (1.0 - decay) * counts / n_float
+        if self.restart_dead_codes:
+            dead = usage < (self.restart_threshold / k)
+            picks = keras.random.randint((k,), 0, n, seed=self.seed_generator, dtype="int32")
+            fresh = ops.take(flat, picks, axis=0)
+            codebook = ops.where(dead[:, None], fresh, codebook)
+            usage = ops.where(dead, 1.0 / k, usage)
+            cluster_size = ops.where(dead, 1.0, cluster_size)
+            dw = ops.where(dead[:, None], fresh, dw)
+
+        self.codebook.assign(codebook)
+        self.ema_cluster_size.assign(cluster_size)
+        self.ema_dw.assign(dw)
+        self.usage.assign(usage)
+        self.initialized.assign(1.0)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_embeddings": self.num_embeddings,
+            "embedding_dim": self.embedding_dim,
+            "use_ema": self.use_ema,
+            "ema_decay": self.ema_decay,
+            "epsilon": self.epsilon,
+            "restart_dead_codes": self.restart_dead_codes,
+            "restart_threshold": self.restart_threshold,
+            "data_init": self.data_init,
+            "seed": self.seed,
+        }
 
 
 def get_vqvae_encoder(image_size, filters, embedding_dim, n_res_blocks=2, res_filters=64, kernel_size=4):
@@ -59,13 +229,6 @@ def get_vqvae_decoder(image_size, filters, embedding_dim, n_res_blocks=2, res_fi
     return keras.Model(inputs, logits, name="decoder")
 
 
-def _as_images(x):
-    x = ops.convert_to_tensor(x)
-    if len(x.shape) == 3:
-        x = x[..., None]
-    return ops.cast(x, "float32")
-
-
 @keras.saving.register_keras_serializable(package="latentbrain")
 class VQVAE(keras.Model):
     """Vector-quantised VAE (van den Oord et al. 2017) with EMA codebook and dead-code restarts.
@@ -80,7 +243,7 @@ class VQVAE(keras.Model):
         kernel_size: kernel of the stride-2 (transposed) convolutions.
         commitment_cost: weight of ``mean ||z_e - sg(z_q)||^2``.
         use_ema, ema_decay, restart_dead_codes, restart_threshold, data_init: see
-            :class:`~core.models.layers.VectorQuantizer`.
+            :class:`VectorQuantizer`.
         prior_config: config of an attached :class:`PixelCNNPrior` (set by ``attach_prior``;
             restores the prior when a saved model is loaded).
         seed: seed of the quantizer.
@@ -181,7 +344,7 @@ class VQVAE(keras.Model):
                 if locked:
                     self._tracker.lock()
         self.prior.set_weights(prior.get_weights())
-        object.__setattr__(self, "_latentbrain_compiled", {})
+        clear_compiled(self)
         return self
 
     # ------------------------------------------------------------------ verbs
@@ -197,14 +360,14 @@ class VQVAE(keras.Model):
 
     def call(self, inputs, training=False):
         """Reconstruction ``(B, S, S, 1)`` in [0, 1] through the quantised code grid."""
-        z_e = self.encoder(_as_images(inputs), training=training)
+        z_e = self.encoder(as_images(inputs), training=training)
         z_q, _ = self.quantizer(z_e)
         return ops.sigmoid(self.decoder(z_q, training=training))
 
     def encode(self, x, batch_size=256):
         """Encoder outputs before quantisation for images ``(N, S, S[, 1])``: ``(N, h, w, D)`` float32 ndarray."""
         fn = compiled(self, "encode", lambda t: self.encoder(t, training=False))
-        return self._run(fn, _numpy_images(x), batch_size)
+        return run_batched(fn, numpy_images(x), batch_size)
 
     def quantize(self, z_e):
         """Nearest codes for ``(N, h, w, D)`` encoder outputs: ``(z_q (N, h, w, D) float32, indices (N, h, w) int32)`` ndarrays.
@@ -225,13 +388,13 @@ class VQVAE(keras.Model):
         fn = compiled(
             self, "code_indices", lambda t: self.quantizer(self.encoder(t, training=False))[1]
         )
-        return self._run(fn, _numpy_images(x), batch_size, "int32")
+        return run_batched(fn, numpy_images(x), batch_size, "int32")
 
     def decode(self, z_q, batch_size=256):
         """Images from quantised vectors ``(N, h, w, D)``: ``(N, S, S, 1)`` float32 ndarray in [0, 1]."""
         fn = compiled(self, "decode", lambda t: ops.sigmoid(self.decoder(t, training=False)))
         z_q = np.asarray(z_q, "float32").reshape(-1, self.grid_size, self.grid_size, self.embedding_dim)
-        return self._run(fn, z_q, batch_size)
+        return run_batched(fn, z_q, batch_size)
 
     def decode_indices(self, indices, batch_size=256):
         """Images from a code grid ``(N, h, w)`` of ints: ``(N, S, S, 1)`` float32 ndarray in [0, 1]."""
@@ -252,7 +415,7 @@ class VQVAE(keras.Model):
             "decode_indices",
             lambda t: ops.sigmoid(self.decoder(self.quantizer.lookup(t), training=False)),
         )
-        return self._run(fn, indices.astype("int32"), batch_size)
+        return run_batched(fn, indices.astype("int32"), batch_size)
 
     def reconstruct(self, x, batch_size=256):
         """Reconstructions of images ``(N, S, S[, 1])``: ``(N, S, S, 1)`` float32 ndarray."""
@@ -269,17 +432,10 @@ class VQVAE(keras.Model):
             )
         return self.decode_indices(self.prior.sample(n, seed=seed, temperature=temperature))
 
-    @staticmethod
-    def _run(fn, array, batch_size, dtype="float32"):
-        parts = [np.asarray(fn(b)).astype(dtype, copy=False) for b in _batches(array, batch_size)]
-        if not parts:
-            return np.asarray(fn(array)).astype(dtype, copy=False)
-        return np.concatenate(parts)
-
     # ------------------------------------------------------------------ loss
     def compute_losses(self, x, training=False):
         """Loss terms for a batch plus the flat encoder outputs and indices (for the codebook update)."""
-        x = _as_images(x)
+        x = as_images(x)
         z_e = ops.cast(self.encoder(x, training=training), "float32")
         flat = ops.reshape(z_e, (-1, self.embedding_dim))
         indices = self.quantizer.get_code_indices(flat)

@@ -161,3 +161,15 @@ def test_build_model_validates():
 def test_build_prior_needs_a_vqvae():
     with pytest.raises(UserError, match="model_type"):
         build_prior({"model_type": "vae"})
+
+
+def test_presets_load_without_keras():
+    """Reading a preset (the Train page does) must not import Keras or TensorFlow."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from core.models import get_preset, PRESET_NAMES, MODEL_TYPES; "
+            "from core.models.presets import validate_config; get_preset('vae', 'demo'); "
+            "print(sorted(m for m in ('keras', 'tensorflow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -6,7 +6,7 @@ import keras
 
 from core.errors import UserError
 from core.models import PRESET_NAMES, PixelCNNPrior, build_prior, get_preset
-from core.models.layers import MaskedConv2D, causal_mask
+from core.models.prior import MaskedConv2D, causal_mask
 
 
 def _random_prior(config, seed=0):
@@ -169,3 +169,9 @@ def test_mixed_precision(mixed_precision, tiny_prior_config):
     assert np.isfinite(history.history["loss"]).all()
     assert prior(np.zeros((1, 8, 8), "int32")).dtype == "float32"
     assert prior.sample(1).shape == (1, 8, 8)
+
+
+@pytest.mark.parametrize("kernel_size", [2, (3, 4)])
+def test_masked_conv_even_kernel_is_a_user_error(kernel_size):
+    with pytest.raises(UserError, match="kernel_size"):
+        MaskedConv2D(2, kernel_size, "B")

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from core.errors import UserError
 from core.models import PRESET_NAMES, PixelCNNPrior, build_vqvae, get_preset
-from core.models.layers import VectorQuantizer
+from core.models.vqvae import VectorQuantizer
 from core.models.vqvae import VQVAE
 
 TEST_CASES = [(preset,) for preset in PRESET_NAMES]
