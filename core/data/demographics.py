@@ -73,6 +73,8 @@ def load_demographics(path: str | Path) -> tuple[pd.DataFrame, list[str]]:
     except Exception as exc:  # pandas raises many types for malformed files
         raise UserError(f"cannot read demographics {path.name}: {exc}") from exc
     raw = raw.rename(columns={c: _COLUMN_ALIASES.get(str(c).strip().lower(), c) for c in raw.columns})
+    # Two headers can name one field (IXI_ID and ID): the first one wins (found by fuzzing).
+    raw = raw.loc[:, ~raw.columns.duplicated()]
     if "id" not in raw.columns:
         raise UserError(f"demographics {path.name} has no ID column (found {list(raw.columns)[:8]})")
     table = pd.DataFrame({
@@ -80,7 +82,7 @@ def load_demographics(path: str | Path) -> tuple[pd.DataFrame, list[str]]:
         "age": pd.to_numeric(raw["age"], errors="coerce") if "age" in raw else np.nan,
         "sex": raw["sex"].map(_normalise_sex) if "sex" in raw else None,
         "site": raw["site"].astype("string") if "site" in raw else None,
-    })
+    }, index=raw.index)  # an explicit index: a header-only file gives an empty table
     notes = []
     n_rows = len(table)
     table = table[table["key"].astype(str).str.len() > 0]

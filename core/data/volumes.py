@@ -229,7 +229,16 @@ def volume_from_bytes(
             image = nib.Nifti2Image.from_bytes(raw)
         except Exception:
             raise UserError(f"{name} is not a readable NIfTI file ({type(exc).__name__}: {exc})") from exc
-    return _validated_volume(image, name, subject_id, site, source or name, float32)
+    try:
+        return _validated_volume(image, name, subject_id, site, source or name, float32)
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        # A header that parses but lies (dims past the data, odd datatype or scaling) makes
+        # nibabel/numpy fail in many ways while reading voxels; all mean "this file is bad".
+        # Found by fuzzing (tests/unit/data/test_fuzz.py).
+        raise UserError(f"{name} is damaged or not a usable NIfTI volume ({type(exc).__name__}: "
+                        f"{str(exc)[:160]})") from exc
 
 
 def _validated_volume(image, name, subject_id, site, source, float32: bool = True) -> Volume:
