@@ -49,6 +49,9 @@ class VolumeEntry:
     member: str | None = None  # member name inside the tar, if any
     nbytes: int = 0
     mtime_ns: int = 0
+    #: Where a symbolic link in a data folder points when that is outside the folder: such a
+    #: file is listed (so the user sees it by name) but never read.
+    link_outside: str | None = None
 
     @property
     def name(self) -> str:
@@ -143,10 +146,14 @@ def scan_source(source: str | Path) -> list[VolumeEntry]:
             files = sorted(p for p in source.rglob("*") if p.is_file() and _is_nifti_name(p.name))
         except OSError as exc:
             raise UserError(f"cannot list folder {source}: {exc}") from exc
+        root = source.resolve()
         for path in files:
             stat = path.stat()
             subject_id, site = parse_subject_name(path.name)
-            entries.append(VolumeEntry(subject_id, site, str(path), None, stat.st_size, stat.st_mtime_ns))
+            target = path.resolve()
+            outside = None if target.is_relative_to(root) else str(target)
+            entries.append(VolumeEntry(subject_id, site, str(path), None, stat.st_size, stat.st_mtime_ns,
+                                       link_outside=outside))
     elif tarfile.is_tarfile(source):
         stat = source.stat()
         try:
@@ -174,7 +181,16 @@ def scan_source(source: str | Path) -> list[VolumeEntry]:
     return sorted(seen.values(), key=lambda e: e.subject_id)
 
 
+def _refuse_outside_link(entry: VolumeEntry) -> None:
+    if entry.link_outside is not None:
+        raise UserError(
+            f"{entry.name} is a link to {entry.link_outside}, outside the data folder: not followed "
+            "(copy the file into the folder if it is a volume you want)"
+        )
+
+
 def _read_bytes(entry: VolumeEntry) -> bytes:
+    _refuse_outside_link(entry)
     try:
         if entry.member is None:
             return Path(entry.path).read_bytes()
@@ -299,6 +315,7 @@ def canonical_shape(entry: VolumeEntry) -> tuple[int, int, int]:
     """
     import gzip
 
+    _refuse_outside_link(entry)
     try:
         if entry.member is None:
             handle = open(entry.path, "rb")
