@@ -103,7 +103,10 @@ def write_dataset(
 
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    _remove_orphaned_builds(out_dir)
+    # The writer's pid is in the temp name, so a later build can tell an orphan (its writer was
+    # killed) from a build still in progress in another process.
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.{os.getpid()}.", dir=out_dir.parent))
     try:
         manifest = {"spec": dict(spec), "hash": dataset_hash, "splits": {}}
         for name in SPLITS:
@@ -310,6 +313,19 @@ def balance_table(manifest: dict) -> pd.DataFrame:
             "sites": ", ".join(f"{k} {v}" for k, v in sorted(sites.items())),
         })
     return pd.DataFrame(rows)
+
+
+def _remove_orphaned_builds(out_dir: Path) -> None:
+    """Delete temp folders of earlier builds of ``out_dir`` whose writing process is gone
+    (killed mid-write: ``kill -9``, power loss); a build still running elsewhere is left alone."""
+    import shutil
+
+    from core.processes import pid_alive
+
+    for leftover in out_dir.parent.glob(f".{out_dir.name}.*"):
+        parts = leftover.name[len(out_dir.name) + 2 :].split(".")
+        if leftover.is_dir() and parts and parts[0].isdigit() and not pid_alive(int(parts[0])):
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def list_datasets(cache_dir: str | Path | None = None) -> list[dict]:
