@@ -9,7 +9,8 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import UserError
-from core.training import jobs, plots, runs
+from core.training import jobs, runs
+from core.viz import curves as plots
 
 # session_state keys of the Train page
 RUN = "train_run"  # name of the run shown in the live panel

@@ -1,3 +1,14 @@
-"""Training engine: run dirs (``runs``), the foreground trainer (``trainer``), background jobs
-(``jobs``), Keras callbacks (``callbacks``), device setup (``device``), curves (``plots``) and
-the ``train``/``sample``/``evaluate`` CLI commands (``cli``).  Never imports Streamlit."""
+"""Training engine (never imports Streamlit).
+
+- ``runs``: the run folder (:class:`~core.training.runs.RunFolder`): its files, status,
+  metrics CSV, resume point, lock and cancel flag; run names; listing runs.
+- ``config``: a run's config from a preset, overrides and a dataset, checked once.
+- ``checkpoints``: Keras model files of a run: atomic save, safe load.
+- ``trainer``: trains a run folder in the foreground (input pipeline, stages, resume).
+- ``callbacks``: Keras callbacks that keep the run folder current while a model trains.
+- ``jobs``: background jobs that train a run folder: launch, cancel, resume, count.
+- ``device``: GPU detection, mixed precision, distribution strategy.
+- ``cli``: the ``train``, ``sample`` and ``evaluate`` commands of ``python -m core``.
+
+Training curves are drawn by :mod:`core.viz.curves`.
+"""

@@ -1,19 +1,22 @@
-"""Keras callbacks that keep a run dir up to date while a model trains.
+"""Keras callbacks that keep a run folder up to date while a model trains.
 
-They share one :class:`RunContext` (run dir, stage, files, timings, cancel state), and are
-meant to be used in this order (the checkpoint is the commit point of an epoch)::
+They share one :class:`RunContext` (run folder, stage, file names, timings, cancel state), and
+are meant to be used in this order (the checkpoint is the commit point of an epoch)::
 
     KLBetaSchedule, CancelFlag, StatusReporter, MetricsCSV, EarlyStoppingOnVal,
     SampleGrid, Checkpoint
 
-An epoch is "done" once :class:`Checkpoint` wrote ``state.json``; rows of ``metrics.csv``
+Keras' own callbacks are used where they do the job: early stopping is Keras'
+``EarlyStopping`` (extended to carry its state across a resume), and ``TensorBoard`` is added
+by the trainer when asked.  The others stay custom for the reason given at each class.
+
+An epoch is "done" once :class:`Checkpoint` wrote the resume point; rows of ``metrics.csv``
 beyond that epoch (a kill between the two) are trimmed when the run resumes.  Epoch numbers
 in files are 1-based (``epoch`` = epochs completed); Keras' own indices are 0-based.
 """
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import time
@@ -24,7 +27,9 @@ from typing import Callable
 import keras
 import numpy as np
 
-from core.training import runs
+from core.atomic import write_bytes_atomic
+from core.training import checkpoints, runs
+from core.training.runs import RunFolder
 
 __all__ = [
     "RunContext",
@@ -44,12 +49,12 @@ class RunContext:
     """State shared by the callbacks of one training stage.
 
     Attributes:
-        run_dir: the run dir.
+        run_dir: the run folder (``run`` is its :class:`RunFolder`).
         stage: ``"vae"``, ``"vqvae"`` or ``"prior"``.
         epochs: last epoch of this stage (1-based count).
-        metrics_file: CSV file name inside the run dir.
-        model_file: ``.keras`` file name inside the run dir.
-        state_prefix: key prefix in ``state.json`` (``""`` or ``"prior_"``).
+        metrics_file: CSV file name inside the run folder.
+        model_file: ``.keras`` file name inside the run folder.
+        state_prefix: key prefix in the resume point (``""`` or ``"prior_"``).
         progress: optional ``callable(event: dict)`` (the CLI's progress bar).
         batches: training batches per epoch (for progress and ETA).
         best, wait: early-stopping state (restored on resume).
@@ -59,7 +64,7 @@ class RunContext:
     stage: str
     epochs: int
     metrics_file: str = runs.METRICS
-    model_file: str = runs.MODEL
+    model_file: str = checkpoints.MODEL
     state_prefix: str = ""
     progress: Callable | None = None
     batches: int | None = None
@@ -72,9 +77,9 @@ class RunContext:
     last_logs: dict = field(default_factory=dict)
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("latentbrain.training"))
 
-    @property
-    def cancel_path(self) -> Path:
-        return self.run_dir / runs.CANCEL
+    def __post_init__(self):
+        self.run = self.run_dir if isinstance(self.run_dir, RunFolder) else RunFolder(self.run_dir)
+        self.run_dir = self.run.path
 
     def eta_s(self, done_epochs: int) -> float | None:
         """Seconds left in this stage from the mean epoch time so far."""
@@ -99,7 +104,10 @@ def _scalar_logs(logs) -> dict:
 
 
 class KLBetaSchedule(keras.callbacks.Callback):
-    """Sets the VAE's ``beta`` variable at the start of each epoch (KL warm-up)."""
+    """Sets the VAE's ``beta`` variable at the start of each epoch (KL warm-up).
+
+    Custom: Keras schedules only the learning rate; β is a variable of our model.
+    """
 
     def __init__(self, kind="linear", warmup_epochs=10, beta_max=1.0, cycle_epochs=10):
         super().__init__()
@@ -114,14 +122,17 @@ class KLBetaSchedule(keras.callbacks.Callback):
 
 
 class CancelFlag(keras.callbacks.Callback):
-    """Stops training after the current batch once the run's ``cancel`` file exists."""
+    """Stops training after the current batch once the run's ``cancel`` file exists.
+
+    Custom: Keras has no callback that watches for a stop request from another process.
+    """
 
     def __init__(self, ctx: RunContext):
         super().__init__()
         self.ctx = ctx
 
     def _check(self):
-        if not self.ctx.cancelled and self.ctx.cancel_path.exists():
+        if not self.ctx.cancelled and self.ctx.run.cancel_requested():
             self.ctx.cancelled = True
             self.model.stop_training = True
             self.ctx.logger.info("cancel flag seen: stopping after the current batch")
@@ -135,7 +146,10 @@ class CancelFlag(keras.callbacks.Callback):
 
 class StatusReporter(keras.callbacks.Callback):
     """Writes ``status.json`` (epoch, batch, ETA) at most every ``every_s`` seconds and at
-    each epoch's start; forwards batch progress to ``ctx.progress``."""
+    each epoch's start; forwards batch progress to ``ctx.progress``.
+
+    Custom: the status file is how the Train page (another process) follows the job.
+    """
 
     def __init__(self, ctx: RunContext, every_s: float = 2.0):
         super().__init__()
@@ -145,8 +159,8 @@ class StatusReporter(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self.ctx.epoch_started = time.perf_counter()
         self._epoch = epoch
-        runs.write_status(
-            self.ctx.run_dir, "running", stage=self.ctx.stage, epoch=epoch, epochs=self.ctx.epochs,
+        self.ctx.run.write_status(
+            "running", stage=self.ctx.stage, epoch=epoch, epochs=self.ctx.epochs,
             batch=0, batches=self.ctx.batches, eta_s=self.ctx.eta_s(epoch),
             message=f"training the {self.ctx.stage} (epoch {epoch + 1} of {self.ctx.epochs})",
         )
@@ -163,12 +177,17 @@ class StatusReporter(keras.callbacks.Callback):
             elif self.ctx.batches:  # first epoch: extrapolate from this epoch's batches
                 per_batch = (now - self.ctx.epoch_started) / (batch + 1)
                 eta = per_batch * (self.ctx.batches * (self.ctx.epochs - self._epoch) - batch - 1)
-            runs.write_status(self.ctx.run_dir, batch=batch + 1, eta_s=eta)
+            self.ctx.run.write_status(batch=batch + 1, eta_s=eta)
 
 
 class MetricsCSV(keras.callbacks.Callback):
     """Appends one row per completed epoch (``epoch``, train terms, ``val_`` terms, ``seconds``)
-    to the stage's CSV and flushes it.  A cancelled (partial) epoch gets no row."""
+    to the stage's CSV through :meth:`RunFolder.append_metrics`.  A cancelled (partial) epoch
+    gets no row.
+
+    Custom, not ``keras.callbacks.CSVLogger(append=True)``: that one writes 0-based epochs in
+    sorted columns without the epoch time, and also the row of a cancelled partial epoch.
+    """
 
     def __init__(self, ctx: RunContext):
         super().__init__()
@@ -181,61 +200,46 @@ class MetricsCSV(keras.callbacks.Callback):
         if self.ctx.cancelled:
             return
         self.ctx.epoch_seconds.append(seconds)
-        path = self.ctx.run_dir / self.ctx.metrics_file
-        row = {"epoch": epoch + 1, **logs, "seconds": round(seconds, 3)}
-        fields = self._header(path, row)
-        new = not path.is_file() or path.stat().st_size == 0
-        with open(path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerow({k: _fmt(v) for k, v in row.items()})
-            f.flush()
+        self.ctx.run.append_metrics({"epoch": epoch + 1, **logs, "seconds": round(seconds, 3)},
+                                    self.ctx.metrics_file)
         self.ctx.logger.info(
             "%s epoch %d/%d: %s (%.1f s)", self.ctx.stage, epoch + 1, self.ctx.epochs,
             ", ".join(f"{k}={v:.4g}" for k, v in logs.items()), seconds,
         )
 
-    @staticmethod
-    def _header(path: Path, row: dict) -> list:
-        if path.is_file() and path.stat().st_size:
-            with open(path, newline="") as f:
-                header = next(csv.reader(f), None)
-            if header:
-                return header
-        train = [k for k in row if k not in ("epoch", "seconds") and not k.startswith("val_")]
-        val = [k for k in row if k.startswith("val_")]
-        return ["epoch", *train, *val, "seconds"]
 
+class EarlyStoppingOnVal(keras.callbacks.EarlyStopping):
+    """Keras' ``EarlyStopping`` on ``val_loss`` (``loss`` without a validation split).
 
-def _fmt(value):
-    if isinstance(value, float):
-        return "" if math.isnan(value) else f"{value:.6g}"
-    return value
-
-
-class EarlyStoppingOnVal(keras.callbacks.Callback):
-    """Stops when ``val_loss`` (``loss`` without a validation split) has not improved for
-    ``patience`` epochs (0 disables).  Its best/wait live in ``ctx`` so resume keeps them."""
+    What it adds, so a run behaves the same whether or not it was stopped and resumed:
+    ``best``/``wait`` start from ``ctx`` (Keras resets them at each ``fit``) and go back to it
+    for the resume point; ``patience`` 0 disables it; a cancelled partial epoch and a
+    non-finite loss are not counted.  The best weights are not restored: they would not
+    survive a resume, so the model is always the last checkpoint.
+    """
 
     def __init__(self, ctx: RunContext, patience: int, min_delta: float = 0.0):
-        super().__init__()
-        self.ctx, self.patience, self.min_delta = ctx, int(patience), min_delta
+        super().__init__(monitor="val_loss", patience=int(patience), min_delta=min_delta, mode="min")
+        self.ctx = ctx
+        self.best, self.wait = ctx.best, ctx.wait
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self.best, self.wait = self.ctx.best, self.ctx.wait
+
+    def get_monitor_value(self, logs):
+        logs = _scalar_logs(logs)
+        value = logs.get("val_loss", logs.get("loss"))
+        return value if value is not None and math.isfinite(value) else None
 
     def on_epoch_end(self, epoch, logs=None):
         if self.ctx.cancelled or self.patience <= 0:
             return
-        logs = _scalar_logs(logs)
-        value = logs.get("val_loss", logs.get("loss"))
-        if value is None or not math.isfinite(value):
-            return
-        if self.ctx.best is None or value < self.ctx.best - self.min_delta:
-            self.ctx.best, self.ctx.wait = value, 0
-            return
-        self.ctx.wait += 1
-        if self.ctx.wait >= self.patience:
+        super().on_epoch_end(epoch, logs)
+        self.ctx.best = None if self.best is None else float(self.best)
+        self.ctx.wait = int(self.wait)
+        if self.model.stop_training and not self.ctx.stopped_early:
             self.ctx.stopped_early = True
-            self.model.stop_training = True
             self.ctx.logger.info(
                 "early stopping after epoch %d: no val_loss improvement for %d epochs (best %.5g)",
                 epoch + 1, self.patience, self.ctx.best,
@@ -244,6 +248,8 @@ class EarlyStoppingOnVal(keras.callbacks.Callback):
 
 class SampleGrid(keras.callbacks.Callback):
     """Writes ``samples/<prefix>_NNNN.png`` grids after completed epochs.
+
+    Custom: Keras has no image-writing callback (``TensorBoard`` logs images only to its own files).
 
     Args:
         ctx: the run context.
@@ -263,13 +269,13 @@ class SampleGrid(keras.callbacks.Callback):
         last = done >= self.ctx.epochs or self.ctx.stopped_early
         if done % self.every and not last:
             return
-        write_grids(self.ctx.run_dir, self.grids, done, self.ctx.logger)
+        write_grids(self.ctx.run, self.grids, done, self.ctx.logger)
 
 
-def write_grids(run_dir: Path, grids: dict, epoch: int, logger=None) -> None:
-    """Write each ``{prefix: callable() -> PNG bytes}`` to ``samples/<prefix>_NNNN.png``."""
-    folder = Path(run_dir) / runs.SAMPLES
-    folder.mkdir(exist_ok=True)
+def write_grids(run: RunFolder | str | Path, grids: dict, epoch: int, logger=None) -> None:
+    """Write each ``{prefix: callable() -> PNG bytes}`` to ``samples/<prefix>_NNNN.png`` (atomically)."""
+    run = run if isinstance(run, RunFolder) else RunFolder(run)
+    run.samples_dir.mkdir(exist_ok=True)
     for prefix, make in grids.items():
         try:
             data = make()
@@ -277,18 +283,19 @@ def write_grids(run_dir: Path, grids: dict, epoch: int, logger=None) -> None:
             if logger:
                 logger.warning("could not draw %s grid at epoch %d: %s", prefix, epoch, exc)
             continue
-        target = folder / f"{prefix}_{epoch:04d}.png"
-        tmp = folder / f".{target.name}.tmp"
-        tmp.write_bytes(data)
-        tmp.replace(target)
+        write_bytes_atomic(run.image_path(prefix, epoch), data)
 
 
 class Checkpoint(keras.callbacks.Callback):
-    """Commit point of an epoch: saves the model atomically, then ``state.json`` (epoch,
+    """Commit point of an epoch: saves the model atomically, then the resume point (epoch,
     early-stopping state), then ``status.json`` (epoch, ETA).
 
     A cancelled partial epoch still saves the model (its weights moved on) but not the
     epoch count, so a resume redoes that epoch with continuous numbering.
+
+    Custom, not ``keras.callbacks.BackupAndRestore``: that one overwrites its weights file in
+    place (a ``kill -9`` mid-write tears it), keeps no early-stopping state and deletes its
+    backup when ``fit`` ends; the app reads ``model.keras``, which must be whole at every moment.
     """
 
     def __init__(self, ctx: RunContext, extra_state: dict | None = None):
@@ -298,16 +305,16 @@ class Checkpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         ctx, p = self.ctx, self.ctx.state_prefix
-        runs.save_model_atomic(self.model, ctx.run_dir / ctx.model_file)
+        checkpoints.save_model_atomic(self.model, ctx.run.path / ctx.model_file)
         if ctx.cancelled:
             return
         done = epoch + 1
-        runs.write_state(
-            ctx.run_dir, stage=ctx.stage, **{f"{p}epoch": done, f"{p}best": ctx.best, f"{p}wait": ctx.wait},
+        ctx.run.write_resume(
+            stage=ctx.stage, **{f"{p}epoch": done, f"{p}best": ctx.best, f"{p}wait": ctx.wait},
             **self.extra_state,
         )
-        runs.write_status(
-            ctx.run_dir, "running", stage=ctx.stage, epoch=done, epochs=ctx.epochs,
+        ctx.run.write_status(
+            "running", stage=ctx.stage, epoch=done, epochs=ctx.epochs,
             batch=ctx.batches, batches=ctx.batches, eta_s=ctx.eta_s(done),
             last={k: v for k, v in ctx.last_logs.items()},
         )

@@ -1,51 +1,56 @@
-"""Run dirs: names, config, status, metrics, checkpoints and the one-job-per-run lock.
+"""The run folder: its name, its files, and reading and writing them (:class:`RunFolder`).
 
-A run dir ``<runs>/<name>/`` holds (see design.md)::
+A run folder ``<runs>/<name>/`` holds (see design.md)::
 
-    config.json         preset, hyper-parameters, dataset path + hash (written once)
-    status.json         state, epoch, epochs, stage, pid, message, updated, device, ETA (atomic)
-    state.json          resume point: last checkpointed epoch per stage, early-stopping state
+    config.json         what to train: preset, hyper-parameters, dataset path + hash (written once)
+    status.json         lifecycle: state, stage, epoch, epochs, pid, message, updated, device, ETA
+    resume.json         resume point: last checkpointed epoch per stage, early-stopping state
+                        (called state.json before; an old run's state.json is still read)
     metrics.csv         one row per epoch: epoch, train terms, val_ terms, seconds
     prior_metrics.csv   the same for a VQ-VAE's prior (second stage)
-    model.keras         latest good model (atomic); prior.keras for a VQ-VAE's prior
+    model.keras         latest good model; prior.keras for a VQ-VAE's prior (core.training.checkpoints)
     samples/            epoch_NNNN.png, recon_NNNN.png, prior_NNNN.png
     train.log           log lines of the job
     cancel              flag file: asks the job to stop after the current batch
-    run.lock            pid of the job training this run (one job per run dir)
+    run.lock            pid of the job training this run (one job per run folder)
 
-Every file a reader may see mid-write is replaced atomically (temp file in the same folder,
-then ``os.replace``), so a kill never leaves a half-written config, status or model behind.
+Every JSON file a reader may see mid-write is replaced atomically (:mod:`core.atomic`), so a
+kill never leaves a half-written config, status or resume point behind.  The module-level
+functions (``read_config``, ``read_status``, ``read_metrics``, ``list_runs``...) are thin
+shortcuts over :class:`RunFolder` for callers that hold a path.
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
-import json
+import math
 import os
 import re
+import shutil
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 import pandas as pd
 
 from core import settings
+from core.atomic import read_json, write_json_atomic, write_text_atomic
 from core.errors import UserError
+from core.training.checkpoints import MODEL, PRIOR
 
 __all__ = [
     "STATES",
     "ACTIVE_STATES",
+    "RunFolder",
     "validate_run_name",
     "run_path",
     "default_run_name",
     "create_run",
-    "make_config",
     "prepare_run",
     "read_config",
     "update_config",
-    "write_json_atomic",
     "write_status",
     "read_status",
     "read_state",
@@ -57,9 +62,6 @@ __all__ = [
     "acquire_lock",
     "release_lock",
     "lock_owner",
-    "save_model_atomic",
-    "load_keras",
-    "load_run_model",
     "latest_image",
 ]
 
@@ -72,26 +74,30 @@ NEVER_STARTED_S = 120
 
 CONFIG = "config.json"
 STATUS = "status.json"
-STATE = "state.json"
+RESUME = "resume.json"
+#: The resume point's name before it was renamed; read when ``resume.json`` is absent.
+LEGACY_RESUME = "state.json"
 METRICS = "metrics.csv"
 PRIOR_METRICS = "prior_metrics.csv"
-MODEL = "model.keras"
-PRIOR = "prior.keras"
 LOCK = "run.lock"
 CANCEL = "cancel"
 LOG = "train.log"
 SAMPLES = "samples"
 
 
-# ---------------------------------------------------------------------------- names, paths
+# ---------------------------------------------------------------------------- names
 def validate_run_name(name) -> str:
-    """Return ``name`` if it is a safe run-dir name, else raise UserError.
+    """Return ``name`` if it is a safe run-folder name, else raise UserError.
 
     Letters, digits, ``.``, ``_`` and ``-`` only (no path separators), not ``.``/``..``,
     at most 80 characters.
 
     >>> validate_run_name("vae-demo_1.2")
     'vae-demo_1.2'
+    >>> validate_run_name("../x")
+    Traceback (most recent call last):
+    ...
+    core.errors.UserError: run name '../x' is not allowed: use letters, digits, '.', '_' and '-' (no spaces or path separators)
     """
     if not isinstance(name, str) or not name:
         raise UserError(f"run name must be a non-empty string, got {name!r}")
@@ -106,7 +112,11 @@ def validate_run_name(name) -> str:
 
 
 def run_path(name: str, runs_dir: str | Path | None = None) -> Path:
-    """Folder of run ``name`` under ``runs_dir`` (default ``settings.runs_dir()``)."""
+    """Folder of run ``name`` (validated) under ``runs_dir`` (default ``settings.runs_dir()``).
+
+    >>> run_path("r1", "/tmp/runs").as_posix()
+    '/tmp/runs/r1'
+    """
     root = Path(runs_dir) if runs_dir is not None else settings.runs_dir()
     return root / validate_run_name(name)
 
@@ -116,149 +126,6 @@ def default_run_name(model_type: str, preset: str) -> str:
     return f"{model_type}-{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-# ---------------------------------------------------------------------------- json files
-def write_json_atomic(path: str | Path, data: dict) -> Path:
-    """Write ``data`` as JSON to ``path`` via a temp file in the same folder and ``os.replace``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, default=_json_default)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def _json_default(value):
-    if hasattr(value, "item"):  # numpy scalars
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        return None
-
-
-def create_run(run_dir: str | Path, config: dict) -> Path:
-    """Create a new run dir with its ``config.json`` and a ``queued`` status.
-
-    Raises UserError if the folder already exists (a run is never overwritten; resume it or
-    choose another name).  The folder appears complete or not at all.
-    """
-    run_dir = Path(run_dir)
-    validate_run_name(run_dir.name)
-    if run_dir.exists():
-        raise UserError(
-            f"run {run_dir.name!r} already exists in {run_dir.parent}: resume it or choose another name"
-        )
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.", dir=run_dir.parent))
-    try:
-        (tmp / SAMPLES).mkdir()
-        write_json_atomic(tmp / CONFIG, {**config, "run_name": run_dir.name, "created": _now()})
-        write_json_atomic(tmp / STATUS, _status_fields(state="queued", epochs=config.get("epochs")))
-        os.rename(tmp, run_dir)  # fails if someone created it meanwhile
-    except OSError as exc:
-        _rmtree(tmp)
-        if run_dir.exists():
-            raise UserError(f"run {run_dir.name!r} already exists in {run_dir.parent}") from exc
-        raise UserError(f"cannot create run dir {run_dir}: {exc}") from exc
-    return run_dir
-
-
-#: Training settings the engine adds to a model preset (defaults).
-TRAINING_DEFAULTS = {"mixed_precision": False, "tensorboard": False, "jit_compile": "auto"}
-
-
-def make_config(dataset_dir: str | Path, model_type: str, preset: str, overrides: dict | None = None) -> dict:
-    """A checked full config for training ``model_type``/``preset`` on a dataset folder.
-
-    The preset's values, then ``overrides`` (hyper-parameters from the page or CLI); the image
-    size follows the dataset unless ``overrides`` sets it (then they must agree).  Adds
-    ``dataset`` (path, hash, spec, counts) and the engine's settings (``mixed_precision``,
-    ``tensorboard``, ``jit_compile``).  Raises UserError naming the bad value.
-    """
-    from core.data.dataset import load_manifest
-
-    overrides = dict(overrides or {})
-    dataset_dir = Path(dataset_dir).expanduser().resolve()
-    manifest = load_manifest(dataset_dir)
-    size = int(manifest["spec"]["size"])
-    counts = {k: len(v.get("slices", [])) for k, v in manifest["splits"].items()}
-    if counts.get("train", 0) == 0:
-        raise UserError(f"dataset {dataset_dir} has no training images")
-    if "image_size" in overrides and overrides["image_size"] != size:
-        raise UserError(
-            f"image_size {overrides['image_size']!r} does not match the dataset's {size} px images"
-        )
-    config = {**TRAINING_DEFAULTS, **overrides, "model_type": model_type, "preset": preset, "image_size": size}
-    from core.models.presets import validate_config  # imports Keras: after the cheap checks
-
-    config = validate_config(config, n_train=counts["train"])
-    for key in ("mixed_precision", "tensorboard"):
-        if not isinstance(config[key], bool):
-            raise UserError(f"{key} must be true or false, got {config[key]!r}")
-    if config["jit_compile"] not in ("auto", True, False):
-        raise UserError(f"jit_compile must be 'auto', true or false, got {config['jit_compile']!r}")
-    config["dataset"] = {
-        "path": str(dataset_dir),
-        "hash": manifest["hash"],
-        "spec": manifest["spec"],
-        "counts": counts,
-    }
-    return config
-
-
-def prepare_run(run_dir: str | Path, dataset_dir: str | Path, model_type: str, preset: str,
-                overrides: dict | None = None) -> Path:
-    """:func:`make_config` then :func:`create_run`: a new ``queued`` run dir."""
-    validate_run_name(Path(run_dir).name)
-    return create_run(run_dir, make_config(dataset_dir, model_type, preset, overrides))
-
-
-def read_config(run_dir: str | Path) -> dict:
-    """The run's ``config.json``; UserError if missing or unreadable."""
-    path = Path(run_dir) / CONFIG
-    if not path.is_file():
-        raise UserError(f"{run_dir} is not a run dir: {CONFIG} is missing")
-    data = _read_json(path)
-    if not isinstance(data, dict) or "model_type" not in data:
-        raise UserError(f"run config {path} is unreadable or incomplete")
-    return data
-
-
-def update_config(run_dir: str | Path, changes: dict) -> dict:
-    """Merge ``changes`` into ``config.json`` (atomically) and return the new config.
-
-    More ``epochs``/``prior_epochs`` also lift an earlier early stop of that stage, so a
-    resume trains on.
-    """
-    config = {**read_config(run_dir), **changes}
-    write_json_atomic(Path(run_dir) / CONFIG, config)
-    if (Path(run_dir) / STATE).is_file():
-        lifted = {}
-        if "epochs" in changes:
-            lifted.update(stopped_early=False, wait=0)
-        if "prior_epochs" in changes:
-            lifted.update(prior_stopped_early=False, prior_wait=0)
-        if lifted:
-            write_state(run_dir, **lifted)
-    return config
-
-
-# ---------------------------------------------------------------------------- status
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S")
 
@@ -279,24 +146,12 @@ def _status_fields(**fields) -> dict:
     return base
 
 
-def write_status(run_dir: str | Path, state: str | None = None, **fields) -> dict:
-    """Update ``status.json`` atomically: previous fields, then ``fields``; returns it.
-
-    ``state`` must be one of queued|running|finished|failed|cancelled.
-    """
-    if state is not None and state not in STATES:
-        raise ValueError(f"state must be one of {STATES}, got {state!r}")
-    path = Path(run_dir) / STATUS
-    status = _read_json(path) or _status_fields()
-    if state is not None:
-        fields["state"] = state
-    status.update(fields, updated=_now(), updated_ts=time.time())
-    write_json_atomic(path, status)
-    return status
-
-
 def pid_alive(pid) -> bool:
-    """Whether process ``pid`` exists and is not a zombie."""
+    """Whether process ``pid`` exists and is not a zombie.
+
+    >>> pid_alive(os.getpid()), pid_alive(None), pid_alive(-1)
+    (True, False, False)
+    """
     try:
         pid = int(pid)
     except (TypeError, ValueError):
@@ -316,256 +171,480 @@ def pid_alive(pid) -> bool:
         return True
 
 
-def read_status(run_dir: str | Path) -> dict:
-    """The run's status, honest about dead jobs.
+def _format_cell(value):
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.6g}"
+    return value
 
-    A status that says ``queued``/``running`` while its process is gone is reported as
-    ``failed`` with ``interrupted=True`` and a message saying to resume.
+
+# ---------------------------------------------------------------------------- the folder
+class RunFolder:
+    """One run folder: its files as properties, and the only code that reads or writes them.
+
+    ``RunFolder(path)`` only names the folder; nothing is read or checked until asked.
+
+    >>> import tempfile
+    >>> run = RunFolder(Path(tempfile.mkdtemp()) / "r1")
+    >>> run.name, run.config_path.name, run.resume_path.name
+    ('r1', 'config.json', 'resume.json')
+    >>> run.exists()
+    False
     """
-    run_dir = Path(run_dir)
-    status = _read_json(run_dir / STATUS)
-    if status is None:
-        return _status_fields(state="failed", message="status.json is missing or unreadable")
-    status.setdefault("interrupted", False)
-    if status.get("state") == "queued" and status.get("pid") is None:
-        if time.time() - float(status.get("updated_ts") or 0) > NEVER_STARTED_S:
-            status["state"] = "failed"
-            status["interrupted"] = True
-            status["message"] = "the training process never started — resume to start it"
-    elif status.get("state") in ACTIVE_STATES and status.get("pid") is not None:
-        if not pid_alive(status["pid"]):
-            status["state"] = "failed"
-            status["interrupted"] = True
-            status["message"] = (
-                f"interrupted: process {status['pid']} is gone after epoch {status.get('epoch', 0)}"
-                " — resume to continue from the last checkpoint"
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    @classmethod
+    def named(cls, name: str, runs_dir: str | Path | None = None) -> "RunFolder":
+        """The run folder of run ``name`` (validated) under ``runs_dir``."""
+        return cls(run_path(name, runs_dir))
+
+    # ------------------------------------------------------------------ files
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def status_path(self) -> Path:
+        return self.path / STATUS
+
+    @property
+    def resume_path(self) -> Path:
+        return self.path / RESUME
+
+    @property
+    def legacy_resume_path(self) -> Path:
+        return self.path / LEGACY_RESUME
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / METRICS
+
+    @property
+    def prior_metrics_path(self) -> Path:
+        return self.path / PRIOR_METRICS
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / MODEL
+
+    @property
+    def prior_path(self) -> Path:
+        return self.path / PRIOR
+
+    @property
+    def samples_dir(self) -> Path:
+        return self.path / SAMPLES
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / LOG
+
+    @property
+    def cancel_path(self) -> Path:
+        return self.path / CANCEL
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path / LOCK
+
+    def exists(self) -> bool:
+        """Whether this is a run folder (it has a ``config.json``)."""
+        return self.config_path.is_file()
+
+    # ------------------------------------------------------------------ creation, config
+    def create(self, config: dict) -> "RunFolder":
+        """Make the folder with its ``config.json`` and a ``queued`` status; returns ``self``.
+
+        ``config`` must already be checked (:func:`core.training.config.make_config`).
+        Raises UserError if the folder exists (a run is never overwritten; resume it or choose
+        another name).  The folder appears complete or not at all.
+        """
+        validate_run_name(self.name)
+        if self.path.exists():
+            raise UserError(
+                f"run {self.name!r} already exists in {self.path.parent}: resume it or choose another name"
             )
-    return status
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = RunFolder(tempfile.mkdtemp(prefix=f".{self.name}.", dir=self.path.parent))
+        try:
+            tmp.samples_dir.mkdir()
+            write_json_atomic(tmp.config_path, {**config, "run_name": self.name, "created": _now()})
+            write_json_atomic(tmp.status_path, _status_fields(state="queued", epochs=config.get("epochs")))
+            os.rename(tmp.path, self.path)  # fails if someone created it meanwhile
+        except OSError as exc:
+            shutil.rmtree(tmp.path, ignore_errors=True)
+            if self.path.exists():
+                raise UserError(f"run {self.name!r} already exists in {self.path.parent}") from exc
+            raise UserError(f"cannot create run dir {self.path}: {exc}") from exc
+        return self
+
+    def read_config(self) -> dict:
+        """The run's ``config.json``; UserError if missing or unreadable."""
+        if not self.config_path.is_file():
+            raise UserError(f"{self.path} is not a run dir: {CONFIG} is missing")
+        data = read_json(self.config_path)
+        if not isinstance(data, dict) or "model_type" not in data:
+            raise UserError(f"run config {self.config_path} is unreadable or incomplete")
+        return data
+
+    def update_config(self, changes: dict) -> dict:
+        """Merge ``changes`` (already checked) into ``config.json`` atomically; returns the config.
+
+        More ``epochs``/``prior_epochs`` also lift an earlier early stop of that stage, so a
+        resume trains on.
+        """
+        config = {**self.read_config(), **changes}
+        write_json_atomic(self.config_path, config)
+        if self.read_resume():
+            lifted = {}
+            if "epochs" in changes:
+                lifted.update(stopped_early=False, wait=0)
+            if "prior_epochs" in changes:
+                lifted.update(prior_stopped_early=False, prior_wait=0)
+            if lifted:
+                self.write_resume(**lifted)
+        return config
+
+    # ------------------------------------------------------------------ status
+    def write_status(self, state: str | None = None, **fields) -> dict:
+        """Update ``status.json`` atomically: previous fields, then ``fields``; returns it.
+
+        ``state`` must be one of queued|running|finished|failed|cancelled.
+        """
+        if state is not None and state not in STATES:
+            raise ValueError(f"state must be one of {STATES}, got {state!r}")
+        status = read_json(self.status_path) or _status_fields()
+        if state is not None:
+            fields["state"] = state
+        status.update(fields, updated=_now(), updated_ts=time.time())
+        write_json_atomic(self.status_path, status)
+        return status
+
+    def read_status(self) -> dict:
+        """The run's status, honest about dead jobs.
+
+        A status that says ``queued``/``running`` while its process is gone is reported as
+        ``failed`` with ``interrupted=True`` and a message saying to resume.
+        """
+        status = read_json(self.status_path)
+        if not isinstance(status, dict):
+            return _status_fields(state="failed", message="status.json is missing or unreadable")
+        status.setdefault("interrupted", False)
+        if status.get("state") == "queued" and status.get("pid") is None:
+            if time.time() - float(status.get("updated_ts") or 0) > NEVER_STARTED_S:
+                status["state"] = "failed"
+                status["interrupted"] = True
+                status["message"] = "the training process never started — resume to start it"
+        elif status.get("state") in ACTIVE_STATES and status.get("pid") is not None:
+            if not pid_alive(status["pid"]):
+                status["state"] = "failed"
+                status["interrupted"] = True
+                status["message"] = (
+                    f"interrupted: process {status['pid']} is gone after epoch {status.get('epoch', 0)}"
+                    " — resume to continue from the last checkpoint"
+                )
+        return status
+
+    # ------------------------------------------------------------------ resume point
+    def read_resume(self) -> dict:
+        """Resume point: ``{"stage", "epoch", "prior_epoch", "best", "wait", ...}``; empty if none.
+
+        Reads ``resume.json``, or an older run's ``state.json`` when there is no ``resume.json``.
+        """
+        data = read_json(self.resume_path)
+        if data is None:
+            data = read_json(self.legacy_resume_path)
+        return data if isinstance(data, dict) else {}
+
+    def write_resume(self, **fields) -> dict:
+        """Update the resume point (``resume.json``, atomically) with ``fields``; returns it.
+
+        An older run's ``state.json`` is carried over into ``resume.json`` and then removed, so
+        the two can never disagree.
+        """
+        resume = {**self.read_resume(), **fields, "updated": _now()}
+        write_json_atomic(self.resume_path, resume)
+        with contextlib.suppress(FileNotFoundError):
+            self.legacy_resume_path.unlink()
+        return resume
+
+    # ------------------------------------------------------------------ metrics
+    def _metrics_file(self, name: str) -> Path:
+        return self.path / name
+
+    def append_metrics(self, row: dict, name: str = METRICS) -> None:
+        """Append one epoch's ``row`` (``epoch``, terms, ``val_`` terms, ``seconds``) to the CSV.
+
+        The first row fixes the header (``epoch``, train terms, ``val_`` terms, ``seconds``);
+        later rows follow it (missing cells empty, new keys dropped).  Floats keep 6
+        significant digits, NaN is an empty cell.  The line is flushed at once.
+        """
+        path = self._metrics_file(name)
+        header = self._metrics_header(path)
+        new = header is None
+        if new:
+            train = [k for k in row if k not in ("epoch", "seconds") and not k.startswith("val_")]
+            header = ["epoch", *train, *[k for k in row if k.startswith("val_")], "seconds"]
+        with open(path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=header, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow({k: _format_cell(v) for k, v in row.items()})
+            f.flush()
+
+    @staticmethod
+    def _metrics_header(path: Path) -> list | None:
+        try:
+            with open(path, newline="") as f:
+                return next(csv.reader(f), None) or None
+        except OSError:
+            return None
+
+    def read_metrics(self, name: str = METRICS) -> pd.DataFrame:
+        """Rows of ``metrics.csv`` (or ``prior_metrics.csv``) as a DataFrame; empty if none.
+
+        Tolerates a last line still being written (it is dropped) and malformed lines.
+        """
+        try:
+            text = self._metrics_file(name).read_text()
+        except OSError:
+            return pd.DataFrame()
+        if not text.endswith("\n"):
+            text = text[: text.rfind("\n") + 1]
+        if not text.strip():
+            return pd.DataFrame()
+        try:
+            frame = pd.read_csv(io.StringIO(text), on_bad_lines="skip")
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError):
+            return pd.DataFrame()
+        if "epoch" in frame:
+            frame = frame[pd.to_numeric(frame["epoch"], errors="coerce").notna()]
+            frame["epoch"] = frame["epoch"].astype(int)
+        return frame.reset_index(drop=True)
+
+    def trim_metrics(self, last_epoch: int, name: str = METRICS) -> int:
+        """Keep only rows with ``epoch <= last_epoch`` (rows of epochs not checkpointed before a
+        kill); rewrites the file atomically.  Returns how many rows were dropped."""
+        path = self._metrics_file(name)
+        if not path.is_file():
+            return 0
+        lines = path.read_text().splitlines(keepends=True)
+        if not lines:
+            return 0
+        header, kept, dropped = lines[0], [], 0
+        if not header.endswith("\n"):
+            path.unlink()  # only a partial header: nothing was logged yet
+            return 0
+        for line in lines[1:]:
+            if not line.endswith("\n"):
+                dropped += 1
+                continue
+            try:
+                epoch = int(line.split(",", 1)[0])
+            except ValueError:
+                dropped += 1
+                continue
+            if epoch <= last_epoch:
+                kept.append(line)
+            else:
+                dropped += 1
+        if dropped:
+            write_text_atomic(path, header + "".join(kept))
+        return dropped
+
+    def clear_metrics(self, name: str) -> None:
+        """Remove a stage's CSV (a stage that starts over)."""
+        with contextlib.suppress(FileNotFoundError):
+            self._metrics_file(name).unlink()
+
+    # ------------------------------------------------------------------ cancel flag
+    def request_cancel(self) -> None:
+        """Ask the job to stop after its current batch (touch the ``cancel`` flag)."""
+        self.cancel_path.touch()
+
+    def cancel_requested(self) -> bool:
+        return self.cancel_path.exists()
+
+    def clear_cancel(self, older_than: float | None = None) -> None:
+        """Remove the ``cancel`` flag (only if written before ``older_than``, a time stamp)."""
+        with contextlib.suppress(FileNotFoundError):
+            if older_than is None or self.cancel_path.stat().st_mtime < older_than:
+                self.cancel_path.unlink()
+
+    # ------------------------------------------------------------------ lock
+    def lock_owner(self) -> int | None:
+        """pid holding the run's lock if that process is alive, else None."""
+        try:
+            pid = int(self.lock_path.read_text().strip() or 0)
+        except (OSError, ValueError):
+            return None
+        return pid if pid_alive(pid) else None
+
+    def acquire_lock(self, pid: int | None = None) -> Path:
+        """Take the run's lock for ``pid`` (default this process); one job per run folder.
+
+        A lock left by a dead process is taken over.  Raises UserError
+        ``run X is already training (pid N)`` if a live process holds it.
+        """
+        path = self.lock_path
+        pid = os.getpid() if pid is None else int(pid)
+        for _ in range(3):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = self.lock_owner()
+                if owner is not None and owner != pid:
+                    raise UserError(f"run {self.name} is already training (pid {owner})") from None
+                # Stale (dead owner) or our own: remove and retry.  A rename makes the takeover
+                # atomic against a second process doing the same.
+                stale = path.with_name(f".{LOCK}.{pid}.stale")
+                with contextlib.suppress(OSError):
+                    os.replace(path, stale)
+                    os.unlink(stale)
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(str(pid))
+            return path
+        raise UserError(f"could not lock run {self.name}: {path} keeps reappearing")
+
+    def release_lock(self, pid: int | None = None) -> None:
+        """Remove the lock if ``pid`` (default this process) holds it."""
+        pid = os.getpid() if pid is None else int(pid)
+        try:
+            if int(self.lock_path.read_text().strip() or 0) == pid:
+                self.lock_path.unlink()
+        except (OSError, ValueError):
+            pass
+
+    # ------------------------------------------------------------------ images
+    def latest_image(self, prefix: str) -> Path | None:
+        """Newest ``samples/<prefix>_NNNN.png`` of the run (highest NNNN), or None."""
+        files = sorted(self.samples_dir.glob(f"{prefix}_[0-9]*.png"))
+        return files[-1] if files else None
+
+    def image_path(self, prefix: str, epoch: int) -> Path:
+        """``samples/<prefix>_NNNN.png`` of ``epoch``."""
+        return self.samples_dir / f"{prefix}_{epoch:04d}.png"
+
+    # ------------------------------------------------------------------ listing
+    def summary(self) -> dict:
+        """One row of :func:`list_runs` (UserError if the config is unreadable)."""
+        config = self.read_config()
+        status = self.read_status()
+        return {
+            "name": self.name,
+            "path": str(self.path),
+            "model_type": config.get("model_type"),
+            "preset": config.get("preset"),
+            "state": status.get("state"),
+            "stage": status.get("stage"),
+            "epoch": status.get("epoch", 0),
+            "epochs": status.get("epochs") or config.get("epochs"),
+            "message": status.get("message", ""),
+            "updated": status.get("updated", ""),
+            "created": config.get("created", ""),
+            "dataset": (config.get("dataset") or {}).get("path"),
+        }
+
+
+# ---------------------------------------------------------------------------- shortcuts
+def create_run(run_dir: str | Path, config: dict) -> Path:
+    """:meth:`RunFolder.create`: a new ``queued`` run folder with a checked ``config``."""
+    return RunFolder(run_dir).create(config).path
+
+
+def prepare_run(run_dir: str | Path, dataset_dir: str | Path, model_type: str, preset: str,
+                overrides: dict | None = None) -> Path:
+    """A new ``queued`` run folder: :func:`core.training.config.make_config`, then create it."""
+    from core.training.config import make_config
+
+    return create_run(run_dir, make_config(dataset_dir, model_type, preset, overrides))
+
+
+def read_config(run_dir: str | Path) -> dict:
+    """The run's ``config.json``; UserError if missing or unreadable."""
+    return RunFolder(run_dir).read_config()
+
+
+def update_config(run_dir: str | Path, changes: dict) -> dict:
+    """:meth:`RunFolder.update_config`."""
+    return RunFolder(run_dir).update_config(changes)
+
+
+def write_status(run_dir: str | Path, state: str | None = None, **fields) -> dict:
+    """:meth:`RunFolder.write_status`."""
+    return RunFolder(run_dir).write_status(state, **fields)
+
+
+def read_status(run_dir: str | Path) -> dict:
+    """The run's status, honest about dead jobs (:meth:`RunFolder.read_status`)."""
+    return RunFolder(run_dir).read_status()
 
 
 def read_state(run_dir: str | Path) -> dict:
-    """Resume point (``state.json``): ``{"stage", "epoch", "prior_epoch", ...}``; empty if none."""
-    return _read_json(Path(run_dir) / STATE) or {}
+    """The run's resume point (:meth:`RunFolder.read_resume`); empty if none."""
+    return RunFolder(run_dir).read_resume()
 
 
 def write_state(run_dir: str | Path, **fields) -> dict:
-    """Update ``state.json`` atomically with ``fields``."""
-    state = {**read_state(run_dir), **fields, "updated": _now()}
-    write_json_atomic(Path(run_dir) / STATE, state)
-    return state
+    """Update the run's resume point (:meth:`RunFolder.write_resume`)."""
+    return RunFolder(run_dir).write_resume(**fields)
 
 
-# ---------------------------------------------------------------------------- metrics
 def read_metrics(run_dir: str | Path, name: str = METRICS) -> pd.DataFrame:
-    """Rows of ``metrics.csv`` (or ``prior_metrics.csv``) as a DataFrame; empty if none.
-
-    Tolerates a last line still being written (it is dropped) and malformed lines.
-    """
-    path = Path(run_dir) / name
-    try:
-        text = path.read_text()
-    except OSError:
-        return pd.DataFrame()
-    if not text.endswith("\n"):
-        text = text[: text.rfind("\n") + 1]
-    if not text.strip():
-        return pd.DataFrame()
-    try:
-        frame = pd.read_csv(io.StringIO(text), on_bad_lines="skip")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError):
-        return pd.DataFrame()
-    if "epoch" in frame:
-        frame = frame[pd.to_numeric(frame["epoch"], errors="coerce").notna()]
-        frame["epoch"] = frame["epoch"].astype(int)
-    return frame.reset_index(drop=True)
+    """Rows of ``metrics.csv`` (or ``prior_metrics.csv``) as a DataFrame (:meth:`RunFolder.read_metrics`)."""
+    return RunFolder(run_dir).read_metrics(name)
 
 
 def trim_metrics(run_dir: str | Path, last_epoch: int, name: str = METRICS) -> int:
-    """Keep only rows with ``epoch <= last_epoch`` (rows of epochs not checkpointed before a
-    kill); rewrites the file atomically.  Returns how many rows were dropped."""
-    path = Path(run_dir) / name
-    if not path.is_file():
-        return 0
-    lines = path.read_text().splitlines(keepends=True)
-    if not lines:
-        return 0
-    header, kept, dropped = lines[0], [], 0
-    if not header.endswith("\n"):
-        path.unlink()  # only a partial header: nothing was logged yet
-        return 0
-    for line in lines[1:]:
-        if not line.endswith("\n"):
-            dropped += 1
-            continue
-        try:
-            epoch = int(line.split(",", 1)[0])
-        except ValueError:
-            dropped += 1
-            continue
-        if epoch <= last_epoch:
-            kept.append(line)
-        else:
-            dropped += 1
-    if dropped:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "w") as f:
-            f.write(header + "".join(kept))
-        os.replace(tmp, path)
-    return dropped
+    """:meth:`RunFolder.trim_metrics`."""
+    return RunFolder(run_dir).trim_metrics(last_epoch, name)
 
 
-# ---------------------------------------------------------------------------- listing
-def list_runs(runs_dir: str | Path | None = None) -> list[dict]:
-    """Every run dir under ``runs_dir``, newest first: name, path, model, preset, state,
-    epoch, epochs, stage, message, updated, dataset."""
-    root = Path(runs_dir) if runs_dir is not None else settings.runs_dir()
-    if not root.is_dir():
-        return []
-    runs = []
-    for child in root.iterdir():
-        if not child.is_dir() or child.name.startswith(".") or not (child / CONFIG).is_file():
-            continue
-        try:
-            config = read_config(child)
-        except UserError:
-            continue
-        status = read_status(child)
-        runs.append(
-            {
-                "name": child.name,
-                "path": str(child),
-                "model_type": config.get("model_type"),
-                "preset": config.get("preset"),
-                "state": status.get("state"),
-                "stage": status.get("stage"),
-                "epoch": status.get("epoch", 0),
-                "epochs": status.get("epochs") or config.get("epochs"),
-                "message": status.get("message", ""),
-                "updated": status.get("updated", ""),
-                "created": config.get("created", ""),
-                "dataset": (config.get("dataset") or {}).get("path"),
-            }
-        )
-    return sorted(runs, key=lambda r: r["created"] or r["updated"], reverse=True)
-
-
-# ---------------------------------------------------------------------------- lock
 def lock_owner(run_dir: str | Path) -> int | None:
-    """pid holding the run's lock if that process is alive, else None."""
-    try:
-        pid = int((Path(run_dir) / LOCK).read_text().strip() or 0)
-    except (OSError, ValueError):
-        return None
-    return pid if pid_alive(pid) else None
+    """:meth:`RunFolder.lock_owner`."""
+    return RunFolder(run_dir).lock_owner()
 
 
 def acquire_lock(run_dir: str | Path, pid: int | None = None) -> Path:
-    """Take the run's lock for ``pid`` (default this process); one job per run dir.
-
-    A lock left by a dead process is taken over.  Raises UserError
-    ``run X is already training (pid N)`` if a live process holds it.
-    """
-    run_dir = Path(run_dir)
-    path = run_dir / LOCK
-    pid = os.getpid() if pid is None else int(pid)
-    for _ in range(3):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            owner = lock_owner(run_dir)
-            if owner is not None and owner != pid:
-                raise UserError(f"run {run_dir.name} is already training (pid {owner})") from None
-            # Stale (dead owner) or our own: remove and retry.  A rename makes the takeover
-            # atomic against a second process doing the same.
-            stale = path.with_name(f".{LOCK}.{pid}.stale")
-            with contextlib.suppress(OSError):
-                os.replace(path, stale)
-                os.unlink(stale)
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(str(pid))
-        return path
-    raise UserError(f"could not lock run {run_dir.name}: {path} keeps reappearing")
+    """:meth:`RunFolder.acquire_lock`."""
+    return RunFolder(run_dir).acquire_lock(pid)
 
 
 def release_lock(run_dir: str | Path, pid: int | None = None) -> None:
-    """Remove the lock if ``pid`` (default this process) holds it."""
-    path = Path(run_dir) / LOCK
-    pid = os.getpid() if pid is None else int(pid)
-    try:
-        if int(path.read_text().strip() or 0) == pid:
-            path.unlink()
-    except (OSError, ValueError):
-        pass
-
-
-# ---------------------------------------------------------------------------- models
-def save_model_atomic(model, path: str | Path) -> Path:
-    """Save a Keras model to ``path`` (``.keras``) via a temp file in the same folder.
-
-    A failure (disk full...) leaves the previous file intact and raises UserError.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".keras", dir=path.parent)
-    os.close(fd)
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise UserError(f"could not save {path} ({exc}); the previous model is kept") from exc
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-    return path
-
-
-def load_keras(path: str | Path, compile: bool = True):
-    """Load a ``.keras`` file with ``safe_mode=True``; UserError if missing, corrupt or foreign."""
-    import keras
-
-    import core.models  # noqa: F401  (registers the custom classes)
-
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"model file {path} does not exist")
-    if not zipfile.is_zipfile(path):
-        raise UserError(f"{path} is not a .keras model file (corrupt or another format)")
-    try:
-        return keras.saving.load_model(path, safe_mode=True, compile=compile)
-    except Exception as exc:  # noqa: BLE001 — Keras raises many types for bad files
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot load model {path}: {first}") from exc
-
-
-def load_run_model(run_dir: str | Path, compile: bool = False):
-    """The run's latest model; a VQ-VAE gets its ``prior.keras`` attached when present.
-
-    Raises UserError if the run has no model yet or the file is corrupt or foreign.
-    """
-    from core.models import VAE, VQVAE, PixelCNNPrior
-
-    run_dir = Path(run_dir)
-    path = run_dir / MODEL
-    if not path.is_file():
-        raise UserError(f"run {run_dir.name} has no model yet ({MODEL} is missing)")
-    model = load_keras(path, compile=compile)
-    if not isinstance(model, (VAE, VQVAE)):
-        raise UserError(f"{path} holds a {type(model).__name__}, not a latentbrain VAE or VQ-VAE")
-    if isinstance(model, VQVAE) and (run_dir / PRIOR).is_file():
-        prior = load_keras(run_dir / PRIOR, compile=False)
-        if not isinstance(prior, PixelCNNPrior):
-            raise UserError(f"{run_dir / PRIOR} holds a {type(prior).__name__}, not a PixelCNN prior")
-        model.attach_prior(prior)
-    return model
+    """:meth:`RunFolder.release_lock`."""
+    RunFolder(run_dir).release_lock(pid)
 
 
 def latest_image(run_dir: str | Path, prefix: str) -> Path | None:
-    """Newest ``samples/<prefix>_NNNN.png`` of a run (highest NNNN), or None."""
-    files = sorted((Path(run_dir) / SAMPLES).glob(f"{prefix}_[0-9]*.png"))
-    return files[-1] if files else None
+    """:meth:`RunFolder.latest_image`."""
+    return RunFolder(run_dir).latest_image(prefix)
 
 
-def _rmtree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
+def list_runs(runs_dir: str | Path | None = None) -> list[dict]:
+    """Every run folder under ``runs_dir``, newest first: name, path, model, preset, state,
+    epoch, epochs, stage, message, updated, created, dataset."""
+    root = Path(runs_dir) if runs_dir is not None else settings.runs_dir()
+    if not root.is_dir():
+        return []
+    rows = []
+    for child in root.iterdir():
+        run = RunFolder(child)
+        if not child.is_dir() or child.name.startswith(".") or not run.exists():
+            continue
+        try:
+            rows.append(run.summary())
+        except UserError:
+            continue
+    return sorted(rows, key=lambda r: r["created"] or r["updated"], reverse=True)

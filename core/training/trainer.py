@@ -1,9 +1,10 @@
-"""Train a run dir in the foreground: input pipeline, device, callbacks, resume, VQ-VAE prior.
+"""Train a run folder in the foreground: input pipeline, device, callbacks, resume, VQ-VAE prior.
 
 :func:`train_run` is what ``python -m core train`` (and so every background job) runs.  It
-takes the run's lock, reads ``config.json``, trains the model (a VQ-VAE then its PixelCNN
-prior), and keeps ``status.json``/``metrics.csv``/``model.keras`` current so the Train page
-can follow it from another process.
+takes the run's lock, reads ``config.json`` (already checked when the run was made: it is not
+checked again here), trains the model (a VQ-VAE then its PixelCNN prior), and keeps
+``status.json``/``metrics.csv``/``model.keras`` current so the Train page can follow it from
+another process.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from typing import Callable
 import numpy as np
 
 from core.errors import UserError
-from core.training import runs
+from core.training import checkpoints
+from core.training.runs import PRIOR_METRICS, RunFolder
 
 __all__ = ["train_run", "image_dataset", "index_dataset", "fixed_slices"]
 
@@ -105,25 +107,25 @@ def _recon_png(model, originals):
 
 
 # ---------------------------------------------------------------------------- logging, signals
-def _run_logger(run_dir: Path) -> tuple[logging.Logger, logging.Handler]:
+def _run_logger(run: RunFolder) -> tuple[logging.Logger, logging.Handler]:
     logger = logging.getLogger("latentbrain.training")
     logger.setLevel(logging.INFO)
     logger.propagate = False
-    handler = logging.FileHandler(run_dir / runs.LOG)
+    handler = logging.FileHandler(run.log_path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
     logger.addHandler(handler)
     return logger, handler
 
 
 @contextlib.contextmanager
-def _sigterm_cancels(run_dir: Path):
+def _sigterm_cancels(run: RunFolder):
     """While training, SIGTERM asks for a clean stop (same as the cancel flag)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum, frame):
-        (run_dir / runs.CANCEL).touch()
+        run.request_cancel()
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:
@@ -134,11 +136,11 @@ def _sigterm_cancels(run_dir: Path):
 
 # ---------------------------------------------------------------------------- training
 def train_run(run_dir: str | Path, resume: bool = False, progress: Callable | None = None) -> dict:
-    """Train the run in ``run_dir`` (created by :func:`runs.prepare_run`) in this process.
+    """Train the run in ``run_dir`` (made by :func:`core.training.runs.prepare_run`) in this process.
 
     Args:
-        run_dir: the run dir; its ``config.json`` says what to train on which dataset.
-        resume: continue from the last checkpoint (``state.json`` + ``model.keras``); without
+        run_dir: the run folder; its ``config.json`` says what to train on which dataset.
+        resume: continue from the last checkpoint (``resume.json`` + ``model.keras``); without
             it a run that already has a checkpoint is refused.
         progress: optional ``callable(event: dict)`` with ``kind`` ``"batch"``/``"epoch"``/
             ``"stage"`` events (the CLI's progress bar).
@@ -150,53 +152,53 @@ def train_run(run_dir: str | Path, resume: bool = False, progress: Callable | No
         UserError: locked run, changed or corrupt dataset, bad config...  The status says
         ``failed`` with the message; the last good model is kept.
     """
-    run_dir = Path(run_dir)
-    config = runs.read_config(run_dir)
-    runs.acquire_lock(run_dir)
-    logger, handler = _run_logger(run_dir)
+    run = RunFolder(run_dir)
+    config = run.read_config()
+    run.acquire_lock()
+    logger, handler = _run_logger(run)
     try:
-        with _sigterm_cancels(run_dir):
-            return _train_locked(run_dir, config, resume, progress, logger)
+        with _sigterm_cancels(run):
+            return _train_locked(run, config, resume, progress, logger)
     except KeyboardInterrupt:
-        runs.write_status(run_dir, "cancelled", pid=os.getpid(), message="interrupted (Ctrl-C); resume to continue")
+        run.write_status("cancelled", pid=os.getpid(), message="interrupted (Ctrl-C); resume to continue")
         logger.info("interrupted by Ctrl-C")
         raise
     except UserError as exc:
-        runs.write_status(run_dir, "failed", pid=os.getpid(), message=str(exc))
+        run.write_status("failed", pid=os.getpid(), message=str(exc))
         logger.error("failed: %s", exc)
         raise
     except Exception as exc:
         message = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-        runs.write_status(run_dir, "failed", pid=os.getpid(), message=message[:500])
+        run.write_status("failed", pid=os.getpid(), message=message[:500])
         logger.exception("failed")
         raise
     finally:
         logger.removeHandler(handler)
         handler.close()
-        runs.release_lock(run_dir)
+        run.release_lock()
 
 
-def _train_locked(run_dir, config, resume, progress, logger) -> dict:
+def _train_locked(run: RunFolder, config, resume, progress, logger) -> dict:
     from core.data.dataset import load_manifest, load_split_images
     from core.training.device import setup_device
 
-    state = runs.read_state(run_dir)
+    state = run.read_resume()
     if state and not resume:
         raise UserError(
-            f"run {run_dir.name} already has a checkpoint (epoch {state.get('epoch', 0)}): resume it"
+            f"run {run.name} already has a checkpoint (epoch {state.get('epoch', 0)}): resume it"
         )
-    _drop_old_cancel_flag(run_dir)
+    _drop_old_cancel_flag(run)
 
     dataset = config.get("dataset") or {}
     manifest = load_manifest(dataset.get("path", ""))
     if manifest["hash"] != dataset.get("hash"):
         raise UserError(
-            f"dataset {dataset.get('path')} changed since run {run_dir.name} was created "
+            f"dataset {dataset.get('path')} changed since run {run.name} was created "
             f"(hash {manifest['hash']} != {dataset.get('hash')})"
         )
     if int(manifest["spec"]["size"]) != int(config["image_size"]):
         raise UserError(
-            f"dataset images are {manifest['spec']['size']} px, run {run_dir.name} expects {config['image_size']} px"
+            f"dataset images are {manifest['spec']['size']} px, run {run.name} expects {config['image_size']} px"
         )
     train = load_split_images(dataset["path"], "train")
     val = load_split_images(dataset["path"], "val")
@@ -204,40 +206,37 @@ def _train_locked(run_dir, config, resume, progress, logger) -> dict:
         raise UserError(f"batch_size ({config['batch_size']}) is larger than the training set ({len(train)} images)")
 
     setup = setup_device(config.get("mixed_precision", False))
-    runs.write_status(run_dir, "running", pid=os.getpid(), device=setup.description,
-                      message="resuming" if state else "starting", started=time.time())
-    logger.info("run %s: %s %s on %s (%d train, %d val images), device %s%s", run_dir.name,
+    run.write_status("running", pid=os.getpid(), device=setup.description,
+                     message="resuming" if state else "starting", started=time.time())
+    logger.info("run %s: %s %s on %s (%d train, %d val images), device %s%s", run.name,
                 config["model_type"], config["preset"], dataset["path"], len(train), len(val),
                 setup.description, "; resuming" if state else "")
     for note in setup.notes:
         logger.info(note)
 
     fixed = fixed_slices(train, val)
-    ctx = _stage_one(run_dir, config, state, setup, train, val, fixed, progress, logger)
+    ctx = _stage_one(run, config, state, setup, train, val, fixed, progress, logger)
     if ctx.cancelled:
-        return _finish(run_dir, "cancelled", ctx, logger)
+        return _finish(run, "cancelled", ctx, logger)
     if config["model_type"] == "vqvae" and config.get("prior_epochs", 0) > 0:
-        ctx = _stage_prior(run_dir, config, setup, train, val, progress, logger)
+        ctx = _stage_prior(run, config, setup, train, val, progress, logger)
         if ctx.cancelled:
-            return _finish(run_dir, "cancelled", ctx, logger)
-    return _finish(run_dir, "finished", ctx, logger)
+            return _finish(run, "cancelled", ctx, logger)
+    return _finish(run, "finished", ctx, logger)
 
 
-def _drop_old_cancel_flag(run_dir: Path) -> None:
+def _drop_old_cancel_flag(run: RunFolder) -> None:
     """Remove a stop request left by an earlier job (older than this job's launch); a request
     made while this job was starting up is kept."""
     try:
         started = float(os.environ.get("LATENTBRAIN_JOB_STARTED", "inf"))
     except ValueError:
         started = math.inf
-    flag = run_dir / runs.CANCEL
-    with contextlib.suppress(FileNotFoundError):
-        if flag.stat().st_mtime < started:
-            flag.unlink()
+    run.clear_cancel(older_than=started)
 
 
-def _finish(run_dir, state, ctx, logger) -> dict:
-    done = runs.read_state(run_dir).get(f"{ctx.state_prefix}epoch", 0)
+def _finish(run: RunFolder, state, ctx, logger) -> dict:
+    done = run.read_resume().get(f"{ctx.state_prefix}epoch", 0)
     if state == "cancelled":
         message = f"cancelled in the {ctx.stage} stage after epoch {done}; resume to continue"
     elif ctx.stopped_early:
@@ -246,7 +245,7 @@ def _finish(run_dir, state, ctx, logger) -> dict:
     else:
         message = "finished"
     logger.info(message)
-    return runs.write_status(run_dir, state, message=message, eta_s=0 if state == "finished" else None)
+    return run.write_status(state, message=message, eta_s=0 if state == "finished" else None)
 
 
 def _compile(model, learning_rate, config):
@@ -255,10 +254,10 @@ def _compile(model, learning_rate, config):
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), jit_compile=config.get("jit_compile", "auto"))
 
 
-def _load_or_build(run_dir, path, resumed_epoch, build, learning_rate, config, setup, logger):
+def _load_or_build(path, resumed_epoch, build, learning_rate, config, setup, logger):
     with setup.strategy.scope():
         if resumed_epoch > 0 and path.is_file():
-            model = runs.load_keras(path, compile=True)
+            model = checkpoints.load_keras(path, compile=True)
             if getattr(model, "optimizer", None) is None:
                 _compile(model, learning_rate, config)
             logger.info("resumed %s after epoch %d", path.name, resumed_epoch)
@@ -268,12 +267,12 @@ def _load_or_build(run_dir, path, resumed_epoch, build, learning_rate, config, s
     return model
 
 
-def _callbacks(ctx, config, grids, every=1, patience=0, extra_state=None, tensorboard_dir=None):
+def _callbacks(ctx, grids, every=1, patience=0, tensorboard_dir=None):
     from core.training import callbacks as cb
 
     out = [cb.CancelFlag(ctx), cb.StatusReporter(ctx), cb.MetricsCSV(ctx),
            cb.EarlyStoppingOnVal(ctx, patience), cb.SampleGrid(ctx, grids, every),
-           cb.Checkpoint(ctx, extra_state)]
+           cb.Checkpoint(ctx)]
     if tensorboard_dir is not None:
         import keras
 
@@ -281,32 +280,32 @@ def _callbacks(ctx, config, grids, every=1, patience=0, extra_state=None, tensor
     return out
 
 
-def _stage_one(run_dir, config, state, setup, train, val, fixed, progress, logger):
+def _stage_one(run: RunFolder, config, state, setup, train, val, fixed, progress, logger):
     """The VAE, or the VQ-VAE before its prior."""
-    from core.models.presets import build_model
+    from core.models.factory import build_model
     from core.training import callbacks as cb
 
     stage = config["model_type"]
     done = int(state.get("epoch", 0)) if state else 0
-    runs.trim_metrics(run_dir, done)
+    run.trim_metrics(done)
     epochs = int(config["epochs"])
     batches = len(train) // config["batch_size"]
-    ctx = cb.RunContext(run_dir, stage, epochs, progress=progress, batches=batches, logger=logger,
+    ctx = cb.RunContext(run, stage, epochs, progress=progress, batches=batches, logger=logger,
                         best=state.get("best"), wait=int(state.get("wait") or 0))
     if state.get("stage") == "prior" or state.get("vqvae_done") or state.get("stopped_early"):
         ctx.stopped_early = bool(state.get("stopped_early"))
         return ctx  # this stage is complete
     if done >= epochs:
         return ctx
-    model = _load_or_build(run_dir, run_dir / runs.MODEL, done, lambda: build_model(config),
+    model = _load_or_build(run.model_path, done, lambda: build_model(config),
                            config["learning_rate"], config, setup, logger)
     grids = {"recon": lambda: _recon_png(model, fixed)}
     if stage == "vae":
         grids["epoch"] = lambda: _sample_png(model)
     else:  # no prior yet: show reconstructions of the fixed validation slices
         grids["epoch"] = grids["recon"]
-    callbacks = _callbacks(ctx, config, grids, patience=config["early_stopping_patience"],
-                           tensorboard_dir=run_dir / "tensorboard" / stage if config.get("tensorboard") else None)
+    callbacks = _callbacks(ctx, grids, patience=config["early_stopping_patience"],
+                           tensorboard_dir=run.path / "tensorboard" / stage if config.get("tensorboard") else None)
     if stage == "vae":
         callbacks.insert(0, cb.KLBetaSchedule(config["kl_schedule"], config["warmup_epochs"],
                                               config["beta"], config["cycle_epochs"]))
@@ -315,49 +314,48 @@ def _stage_one(run_dir, config, state, setup, train, val, fixed, progress, logge
     ctx.emit(kind="stage", epoch=done)
     model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=done, callbacks=callbacks, shuffle=False, verbose=0)
     if ctx.stopped_early:
-        runs.write_state(run_dir, stopped_early=True)
+        run.write_resume(stopped_early=True)
     return ctx
 
 
-def _stage_prior(run_dir, config, setup, train, val, progress, logger):
+def _stage_prior(run: RunFolder, config, setup, train, val, progress, logger):
     """Encode the data to code grids with the trained VQ-VAE and fit its PixelCNN prior."""
-    from core.models.presets import build_prior
+    from core.models.factory import build_prior
     from core.training import callbacks as cb
 
-    state = runs.read_state(run_dir)
+    state = run.read_resume()
     done = int(state.get("prior_epoch", 0))
     if state.get("stage") != "prior":
-        runs.write_state(run_dir, stage="prior", vqvae_done=True, prior_epoch=0)
-        with contextlib.suppress(FileNotFoundError):
-            (run_dir / runs.PRIOR_METRICS).unlink()
+        run.write_resume(stage="prior", vqvae_done=True, prior_epoch=0)
+        run.clear_metrics(PRIOR_METRICS)
         done = 0
-    runs.trim_metrics(run_dir, done, runs.PRIOR_METRICS)
+    run.trim_metrics(done, PRIOR_METRICS)
     epochs = int(config["prior_epochs"])
-    runs.write_status(run_dir, "running", stage="prior", epoch=done, epochs=epochs,
-                      message="encoding the dataset to code grids")
-    vqvae = runs.load_keras(run_dir / runs.MODEL, compile=False)
+    run.write_status("running", stage="prior", epoch=done, epochs=epochs,
+                     message="encoding the dataset to code grids")
+    vqvae = checkpoints.load_keras(run.model_path, compile=False)
     t0 = time.perf_counter()
     train_codes = vqvae.code_indices(train)
     val_codes = vqvae.code_indices(val) if len(val) else None
     logger.info("encoded %d train and %d val images to %s code grids in %.1f s", len(train_codes),
                 0 if val_codes is None else len(val_codes), train_codes.shape[1:], time.perf_counter() - t0)
     batch = min(int(config["prior_batch_size"]), len(train_codes))
-    ctx = cb.RunContext(run_dir, "prior", epochs, metrics_file=runs.PRIOR_METRICS, model_file=runs.PRIOR,
+    ctx = cb.RunContext(run, "prior", epochs, metrics_file=PRIOR_METRICS, model_file=checkpoints.PRIOR,
                         state_prefix="prior_", progress=progress, batches=len(train_codes) // batch,
                         logger=logger, best=state.get("prior_best"), wait=int(state.get("prior_wait") or 0))
     if state.get("prior_stopped_early"):
         ctx.stopped_early = True
     if done < epochs and not ctx.stopped_early:
-        prior = _load_or_build(run_dir, run_dir / runs.PRIOR, done, lambda: build_prior(config),
+        prior = _load_or_build(run.prior_path, done, lambda: build_prior(config),
                                config["prior_learning_rate"], config, setup, logger)
 
         def prior_samples():
             vqvae.attach_prior(prior)
             return _sample_png(vqvae)
 
-        callbacks = _callbacks(ctx, config, {"prior": prior_samples}, every=5,
+        callbacks = _callbacks(ctx, {"prior": prior_samples}, every=5,
                                patience=config["prior_early_stopping_patience"],
-                               tensorboard_dir=run_dir / "tensorboard" / "prior" if config.get("tensorboard") else None)
+                               tensorboard_dir=run.path / "tensorboard" / "prior" if config.get("tensorboard") else None)
         ctx.emit(kind="stage", epoch=done)
         prior.fit(index_dataset(train_codes, batch, seed=config.get("seed"), drop_remainder=True),
                   validation_data=None if val_codes is None else index_dataset(val_codes, batch, shuffle=False),
@@ -365,13 +363,11 @@ def _stage_prior(run_dir, config, setup, train, val, progress, logger):
         if ctx.cancelled:
             return ctx
         if ctx.stopped_early:
-            runs.write_state(run_dir, prior_stopped_early=True)
+            run.write_resume(prior_stopped_early=True)
     # The generative model: VQ-VAE with its prior attached, saved as one file too.
-    prior = runs.load_keras(run_dir / runs.PRIOR, compile=False)
+    prior = checkpoints.load_keras(run.prior_path, compile=False)
     vqvae.attach_prior(prior)
-    runs.save_model_atomic(vqvae, run_dir / runs.MODEL)
-    final = runs.read_state(run_dir).get("prior_epoch", epochs)
-    from core.training.callbacks import write_grids
-
-    write_grids(run_dir, {"prior": lambda: _sample_png(vqvae)}, final, logger)
+    checkpoints.save_model_atomic(vqvae, run.model_path)
+    final = run.read_resume().get("prior_epoch", epochs)
+    cb.write_grids(run, {"prior": lambda: _sample_png(vqvae)}, final, logger)
     return ctx

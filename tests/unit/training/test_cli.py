@@ -66,3 +66,133 @@ def test_evaluate_writes_ssim_and_psnr(trained_vae, trained_vqvae):
         assert stored == result
         assert 0 <= result["ssim"] <= 1 and result["psnr"] > 0 and result["n_test"] == 8
         assert result["sharpness_ratio"] > 0 and result["n_samples"] == 4
+
+
+# ---------------------------------------------------------------------------- hyper-parameter flags
+TINY_FLAGS = ["--set", "filters=[8,16]", "--latent-dim", "8", "--batch-size", "16", "--epochs", "1",
+              "--warmup-epochs", "1"]
+
+
+def _main(capsys, *args):
+    """``python -m core`` in this process: (exit status, stdout, stderr)."""
+    from core.__main__ import main
+
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _page_error(tiny_dataset, tmp_path, overrides) -> str:
+    """The message the Train page shows for ``overrides`` (its Launch button calls launch_training)."""
+    from core.errors import UserError
+    from core.training import jobs
+
+    with pytest.raises(UserError) as info:
+        jobs.launch_training(tiny_dataset, "vae", "demo", "page", {"filters": [8, 16], "latent_dim": 8,
+                                                                   "batch_size": 16, "epochs": 1,
+                                                                   "warmup_epochs": 1, **overrides},
+                             runs_dir=tmp_path / "page-runs")
+    return str(info.value)
+
+
+@pytest.mark.parametrize(
+    "flags, overrides",
+    [
+        (["--batch-size", "0"], {"batch_size": 0}),
+        (["--batch-size", "1000"], {"batch_size": 1000}),
+        (["--batch-size", "2.5"], {"batch_size": 2.5}),
+        (["--learning-rate", "0"], {"learning_rate": 0.0}),
+        (["--learning-rate", "fast"], {"learning_rate": "fast"}),
+        (["--beta", "-1"], {"beta": -1.0}),
+        (["--latent-dim", "0"], {"latent_dim": 0}),
+        (["--warmup-epochs", "-2"], {"warmup_epochs": -2}),
+        (["--recon-loss", "poisson"], {"recon_loss": "poisson"}),
+        (["--seed", "-1"], {"seed": -1}),
+        (["--epochs", "0"], {"epochs": 0}),
+        (["--set", "kl_schedule=sometimes"], {"kl_schedule": "sometimes"}),
+        (["--set", "free_bits=-0.5"], {"free_bits": -0.5}),
+        (["--set", "mixed_precision=yes"], {"mixed_precision": "yes"}),
+        (["--set", "latent_dims=4"], {"latent_dims": 4}),
+    ],
+)
+def test_bad_flags_give_the_pages_message(capsys, tiny_dataset, tmp_path, flags, overrides):
+    code, out, err = _main(capsys, "train", "--dataset", tiny_dataset, "--model", "vae", "--preset", "demo",
+                           "--run", "cli", "--runs-dir", tmp_path, *TINY_FLAGS, *flags)
+    assert code == 2 and out == ""
+    assert err == f"error: {_page_error(tiny_dataset, tmp_path, overrides)}\n"
+    assert not (tmp_path / "cli").exists() and not (tmp_path / "page-runs" / "page").exists()
+
+
+@pytest.mark.parametrize(
+    "flags, match",
+    [
+        (["--set", "beta"], "--set needs KEY=VALUE"),
+        (["--set", "=3"], "--set needs KEY=VALUE"),
+        (["--beta", "0.5", "--set", "beta=0.7"], "beta is given twice"),
+        (["--set", "beta=0.5", "--set", "beta=0.7"], "--set beta is given twice"),
+    ],
+)
+def test_malformed_set_is_one_line(capsys, tiny_dataset, tmp_path, flags, match):
+    code, _, err = _main(capsys, "train", "--dataset", tiny_dataset, "--model", "vae", "--preset", "demo",
+                         "--run", "cli", "--runs-dir", tmp_path, *flags)
+    assert code == 2 and err.startswith("error: ") and match in err and err.count("\n") == 1
+
+
+def test_vae_flags_are_refused_for_a_vqvae(capsys, tiny_dataset, tmp_path):
+    code, _, err = _main(capsys, "train", "--dataset", tiny_dataset, "--model", "vqvae", "--preset", "demo",
+                         "--run", "vq", "--runs-dir", tmp_path, "--beta", "0.5")
+    assert code == 2 and "unknown setting 'beta' for a vqvae demo run" in err
+
+
+def test_flags_and_set_are_recorded_in_config_json(capsys, tiny_dataset, tmp_path):
+    import json
+
+    code, out, err = _main(
+        capsys, "train", "--dataset", tiny_dataset, "--model", "vae", "--preset", "demo", "--run", "flags",
+        "--runs-dir", tmp_path, "--quiet", "--set", "filters=[8,16]", "--latent-dim", "8", "--batch-size", "16",
+        "--epochs", "1", "--learning-rate", "0.002", "--beta", "0.5", "--warmup-epochs", "1",
+        "--recon-loss", "bernoulli", "--seed", "3", "--set", "kl_schedule=none", "--set", "free_bits=0",
+        "--set", "learn_sigma=false",
+    )
+    assert code == 0, err
+    assert out.strip() == str(tmp_path / "flags")
+    config = json.loads((tmp_path / "flags" / "config.json").read_text())
+    expected = {"filters": [8, 16], "latent_dim": 8, "batch_size": 16, "epochs": 1, "learning_rate": 0.002,
+                "beta": 0.5, "warmup_epochs": 1, "recon_loss": "bernoulli", "seed": 3, "kl_schedule": "none",
+                "free_bits": 0.0, "learn_sigma": False}
+    assert {k: config[k] for k in expected} == expected
+    assert config["sigma"] == 0.1 and config["cycle_epochs"] == 10  # the rest: the preset's
+    status = json.loads((tmp_path / "flags" / "status.json").read_text())
+    assert status["state"] == "finished" and status["epoch"] == 1
+
+    # Train it on from its folder alone: config.json says what and on which dataset.
+    code, _, err = _main(capsys, "train", "--run-dir", tmp_path / "flags", "--epochs", "2", "--quiet")
+    assert code == 0, err
+    assert json.loads((tmp_path / "flags" / "config.json").read_text())["epochs"] == 2
+    import pandas as pd
+
+    assert list(pd.read_csv(tmp_path / "flags" / "metrics.csv")["epoch"]) == [1, 2]
+    code, _, err = _main(capsys, "train", "--run-dir", tmp_path / "flags", "--model", "vqvae")
+    assert code == 2 and "is a vae demo run, not vqvae demo" in err
+
+
+def test_run_dir_must_be_a_run_folder_and_new_runs_need_their_inputs(capsys, tmp_path):
+    code, _, err = _main(capsys, "train", "--run-dir", tmp_path)
+    assert code == 2 and "is not a run dir: config.json is missing" in err
+    code, _, err = _main(capsys, "train", "--model", "vae", "--preset", "demo")
+    assert code == 2 and "a new run needs --dataset" in err
+    code, _, err = _main(capsys, "train", "--run", "nothing", "--runs-dir", tmp_path, "--resume")
+    assert code == 2 and "there is no run nothing" in err
+
+
+def test_help_explains_every_flag(capsys):
+    from core.training.cli import HYPER_FLAGS
+
+    with pytest.raises(SystemExit) as info:
+        _main(capsys, "train", "--help")
+    assert info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for flag, _, help_text in (*HYPER_FLAGS, ("--set", None, "any other preset key"),
+                               ("--run-dir", None, "train an existing run folder")):
+        assert flag in text and " ".join(help_text.split()) in text, flag
+    assert "same messages" in text and "config.json" in text

@@ -95,3 +95,39 @@ def test_resume_refuses_a_running_job(tmp_path, tiny_dataset, tiny_vae, sleeper)
     runs.write_status(run_dir, "running", pid=sleeper)
     with pytest.raises(UserError, match="already running"):
         jobs.resume(run_dir)
+
+
+@pytest.mark.slow
+def test_a_job_is_launched_by_its_run_folder_alone(tmp_path, tiny_dataset, tiny_vae, monkeypatch):
+    started = []
+    real_popen = subprocess.Popen
+
+    def record(command, **kwargs):
+        started.append(list(command))
+        return real_popen(command, **kwargs)
+
+    monkeypatch.setattr(jobs.subprocess, "Popen", record)
+    run_dir = runs.prepare_run(tmp_path / "folder", tiny_dataset, "vae", "demo", {**tiny_vae, "epochs": 1})
+    assert jobs.launch_run(run_dir) == run_dir
+    # config.json is the job's only input: no --dataset/--model/--preset rebuilt from it.
+    assert started[0][1:] == ["-m", "core", "train", "--run-dir", str(run_dir), "--quiet"]
+    final = _wait(lambda: _idle(run_dir), what="the job")
+    assert final["state"] == "finished", (final, (run_dir / "train.log").read_text()[-2000:])
+    assert list(runs.read_metrics(run_dir)["epoch"]) == [1]
+    jobs.resume(run_dir, {"epochs": 2})  # a resume launches the same way, after checking the change
+    assert started[1] == started[0]
+    final = _wait(lambda: _idle(run_dir), what="the resumed job")
+    assert final["state"] == "finished" and list(runs.read_metrics(run_dir)["epoch"]) == [1, 2]
+
+
+def test_launch_run_refuses_what_is_not_a_stopped_run_folder(tmp_path, tiny_dataset, tiny_vae, sleeper):
+    with pytest.raises(UserError, match="not a run dir"):
+        jobs.launch_run(tmp_path)
+    run_dir = runs.prepare_run(tmp_path / "busy", tiny_dataset, "vae", "demo", tiny_vae)
+    runs.write_status(run_dir, "running", pid=sleeper)
+    with pytest.raises(UserError, match=f"run busy is already running \\(pid {sleeper}\\)"):
+        jobs.launch_run(run_dir)
+    with pytest.raises(UserError, match="epochs must be >= 1, got 0"):
+        runs.write_status(run_dir, "cancelled")
+        jobs.resume(run_dir, {"epochs": 0})
+    assert runs.read_config(run_dir)["epochs"] == tiny_vae["epochs"]  # a refused change is not stored

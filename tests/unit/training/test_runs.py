@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from core.errors import UserError
-from core.training import runs
+from core.training import checkpoints, runs
 
 
 @pytest.fixture
@@ -56,35 +56,6 @@ def test_create_run_never_overwrites(tmp_path, tiny_dataset, tiny_vae):
         runs.prepare_run(tmp_path / "r", tiny_dataset, "vae", "demo", {**tiny_vae, "epochs": 9})
     assert runs.read_config(run_dir)["epochs"] == 2
     assert [p.name for p in tmp_path.iterdir()] == ["r"]  # no temp folders left behind
-
-
-@pytest.mark.parametrize(
-    "overrides, match",
-    [
-        ({"beta": -1.0}, "beta"),
-        ({"batch_size": 1000}, "larger than the training set"),
-        ({"filters": [8, 16, 32, 64, 128, 256]}, "image_size"),
-        ({"image_size": 64}, "does not match"),
-        ({"learning_rate": 0}, "learning_rate"),
-        ({"epochs": 0}, "epochs"),
-        ({"mixed_precision": "yes"}, "mixed_precision"),
-        ({"kl_schedule": "sometimes"}, "kl_schedule"),
-    ],
-)
-def test_invalid_hyper_parameters(tmp_path, tiny_dataset, tiny_vae, overrides, match):
-    with pytest.raises(UserError, match=match):
-        runs.prepare_run(tmp_path / "bad", tiny_dataset, "vae", "demo", {**tiny_vae, **overrides})
-    assert not (tmp_path / "bad").exists()
-
-
-def test_missing_or_corrupt_dataset(tmp_path, tiny_dataset):
-    with pytest.raises(UserError, match="manifest.json is missing"):
-        runs.make_config(tmp_path, "vae", "demo")
-    (tmp_path / "manifest.json").write_text("{not json")
-    with pytest.raises(UserError, match="unreadable"):
-        runs.make_config(tmp_path, "vae", "demo")
-    with pytest.raises(UserError, match="model_type"):
-        runs.make_config(tiny_dataset, "gan", "demo")
 
 
 def test_status_is_written_atomically_and_merged(tmp_path):
@@ -147,20 +118,20 @@ def test_corrupt_or_foreign_model_files(tmp_path):
 
     (tmp_path / "model.keras").write_bytes(b"garbage, not a zip")
     with pytest.raises(UserError, match="not a .keras model file"):
-        runs.load_run_model(tmp_path)
+        checkpoints.load_run_model(tmp_path)
     with open(tmp_path / "model.keras", "wb") as f:  # a zip, but not a Keras archive
         import zipfile
 
         with zipfile.ZipFile(f, "w") as z:
             z.writestr("hello.txt", "hi")
     with pytest.raises(UserError, match="cannot load model"):
-        runs.load_run_model(tmp_path)
+        checkpoints.load_run_model(tmp_path)
     foreign = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     foreign.save(tmp_path / "model.keras")
     with pytest.raises(UserError, match="not a latentbrain VAE"):
-        runs.load_run_model(tmp_path)
+        checkpoints.load_run_model(tmp_path)
     with pytest.raises(UserError, match="has no model yet"):
-        runs.load_run_model(tmp_path / "empty")
+        checkpoints.load_run_model(tmp_path / "empty")
 
 
 def test_save_model_atomic_keeps_the_old_file_on_failure(tmp_path):
@@ -172,7 +143,7 @@ def test_save_model_atomic_keeps_the_old_file_on_failure(tmp_path):
 
     (tmp_path / "model.keras").write_bytes(b"old")
     with pytest.raises(UserError, match="No space left"):
-        runs.save_model_atomic(Broken(), tmp_path / "model.keras")
+        checkpoints.save_model_atomic(Broken(), tmp_path / "model.keras")
     assert (tmp_path / "model.keras").read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["model.keras"]
 
@@ -181,10 +152,10 @@ def test_load_run_model_round_trip(trained_vae, trained_vqvae, tiny_dataset):
     from core.data.dataset import load_split_images
 
     images = np.asarray(load_split_images(tiny_dataset, "val")[:4])
-    vae = runs.load_run_model(trained_vae)
-    again = runs.load_run_model(trained_vae)
+    vae = checkpoints.load_run_model(trained_vae)
+    again = checkpoints.load_run_model(trained_vae)
     np.testing.assert_allclose(vae.reconstruct(images), again.reconstruct(images), atol=1e-6)
-    vq = runs.load_run_model(trained_vqvae)
+    vq = checkpoints.load_run_model(trained_vqvae)
     assert vq.prior is not None
     assert vq.sample(2, seed=0).shape == (2, 32, 32, 1)
 
@@ -195,3 +166,88 @@ def test_a_queued_run_without_a_process_is_reported_after_a_while(tmp_path, monk
     monkeypatch.setattr(runs, "NEVER_STARTED_S", -1)
     status = runs.read_status(tmp_path)
     assert status["state"] == "failed" and "never started" in status["message"]
+
+
+# ---------------------------------------------------------------------------- RunFolder
+def test_run_folder_names_its_files(tmp_path):
+    run = runs.RunFolder(tmp_path / "r")
+    assert run.name == "r" and not run.exists()
+    assert run.config_path == tmp_path / "r" / "config.json"
+    assert run.status_path.name == "status.json" and run.resume_path.name == "resume.json"
+    assert run.metrics_path.name == "metrics.csv" and run.prior_metrics_path.name == "prior_metrics.csv"
+    assert run.model_path.name == "model.keras" and run.prior_path.name == "prior.keras"
+    assert run.cancel_path.name == "cancel" and run.lock_path.name == "run.lock"
+    assert run.log_path.name == "train.log" and run.samples_dir.name == "samples"
+    assert run.image_path("recon", 7) == tmp_path / "r" / "samples" / "recon_0007.png"
+    assert runs.RunFolder.named("x", tmp_path).path == tmp_path / "x"
+    with pytest.raises(UserError, match="not allowed"):
+        runs.RunFolder.named("../x", tmp_path)
+
+
+def test_run_folder_create_and_read_back(tmp_path, tiny_dataset, tiny_vae):
+    from core.training.config import make_config
+
+    run = runs.RunFolder(tmp_path / "made").create(make_config(tiny_dataset, "vae", "demo", tiny_vae))
+    assert run.exists() and run.samples_dir.is_dir()
+    assert run.read_config()["run_name"] == "made" and run.read_status()["state"] == "queued"
+    assert run.update_config({"epochs": 5})["epochs"] == 5 and run.read_config()["epochs"] == 5
+    assert runs.list_runs(tmp_path)[0] == run.summary()
+    with pytest.raises(UserError, match="already exists"):
+        run.create(make_config(tiny_dataset, "vae", "demo", tiny_vae))
+    with pytest.raises(UserError, match="not a run dir"):
+        runs.RunFolder(tmp_path / "none").read_config()
+
+
+def test_metrics_are_written_and_read_in_one_place(tmp_path):
+    run = runs.RunFolder(tmp_path)
+    run.append_metrics({"epoch": 1, "loss": 2.0, "val_loss": 3.0, "kl": 1.0, "seconds": 0.5})
+    run.append_metrics({"epoch": 2, "kl": float("nan"), "loss": 1.0, "extra": 9, "seconds": 0.25})
+    run.append_metrics({"epoch": 1, "loss": 4.0}, runs.PRIOR_METRICS)
+    assert run.metrics_path.read_text().splitlines() == [
+        "epoch,loss,kl,val_loss,seconds", "1,2,1,3,0.5", "2,1,,,0.25"]
+    frame = run.read_metrics()
+    assert list(frame["epoch"]) == [1, 2] and list(frame["loss"]) == [2.0, 1.0]
+    assert list(run.read_metrics(runs.PRIOR_METRICS)["loss"]) == [4.0]
+    assert run.trim_metrics(1) == 1 and list(run.read_metrics()["epoch"]) == [1]
+    run.clear_metrics(runs.PRIOR_METRICS)
+    assert run.read_metrics(runs.PRIOR_METRICS).empty
+
+
+def test_resume_point_is_resume_json_and_an_old_state_json_still_reads(tmp_path):
+    run = runs.RunFolder(tmp_path)
+    assert run.read_resume() == {}
+    (tmp_path / "state.json").write_text(json.dumps({"stage": "vae", "epoch": 3, "best": 1.5, "wait": 1}))
+    assert run.read_resume()["epoch"] == 3 and runs.read_state(tmp_path)["best"] == 1.5
+    run.write_resume(epoch=4)  # carried over into resume.json; state.json goes
+    assert not (tmp_path / "state.json").exists()
+    data = json.loads((tmp_path / "resume.json").read_text())
+    assert data["epoch"] == 4 and data["best"] == 1.5 and data["stage"] == "vae"
+    (tmp_path / "state.json").write_text(json.dumps({"epoch": 99}))  # resume.json wins
+    assert run.read_resume()["epoch"] == 4
+
+
+def test_cancel_flag_and_its_age(tmp_path):
+    import os
+    import time
+
+    run = runs.RunFolder(tmp_path)
+    assert not run.cancel_requested()
+    run.request_cancel()
+    assert run.cancel_requested()
+    os.utime(run.cancel_path, (time.time() - 60, time.time() - 60))
+    run.clear_cancel(older_than=time.time() - 120)  # newer than that: kept
+    assert run.cancel_requested()
+    run.clear_cancel(older_than=time.time())
+    assert not run.cancel_requested()
+    run.clear_cancel()  # no flag: no error
+
+
+def test_old_runs_with_state_json_are_listed_and_loadable(trained_vae, tmp_path):
+    import shutil
+
+    old = tmp_path / "old-run"
+    shutil.copytree(trained_vae, old)
+    (old / "resume.json").rename(old / "state.json")  # as written before the rename
+    assert runs.read_state(old)["epoch"] == 2
+    assert [r["name"] for r in runs.list_runs(tmp_path)] == ["old-run"]
+    assert checkpoints.load_run_model(old).sample(1, seed=0).shape == (1, 32, 32, 1)

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from core.errors import UserError
-from core.training import runs, trainer
+from core.training import checkpoints, runs, trainer
 
 
 def test_vae_run_dir_follows_the_contract(trained_vae):
     names = {p.name for p in trained_vae.iterdir()}
-    assert {"config.json", "status.json", "state.json", "metrics.csv", "model.keras", "samples", "train.log"} <= names
+    assert {"config.json", "status.json", "resume.json", "metrics.csv", "model.keras", "samples", "train.log"} <= names
     assert "run.lock" not in names and "cancel" not in names
     assert not [n for n in names if n.startswith(".")]  # no temp files left
     status = runs.read_status(trained_vae)
@@ -31,7 +31,7 @@ def test_vae_run_dir_follows_the_contract(trained_vae):
     assert samples == ["epoch_0001.png", "epoch_0002.png", "recon_0001.png", "recon_0002.png"]
     assert (trained_vae / "samples" / "epoch_0002.png").read_bytes()[:4] == b"\x89PNG"
     assert "vae epoch 2/2" in (trained_vae / "train.log").read_text()
-    assert json.loads((trained_vae / "state.json").read_text())["epoch"] == 2
+    assert json.loads((trained_vae / "resume.json").read_text())["epoch"] == 2
 
 
 def test_vqvae_then_prior(trained_vqvae):
@@ -45,7 +45,7 @@ def test_vqvae_then_prior(trained_vqvae):
     assert (trained_vqvae / "prior.keras").is_file()
     samples = {p.name for p in (trained_vqvae / "samples").iterdir()}
     assert {"epoch_0001.png", "recon_0002.png", "prior_0002.png"} <= samples
-    model = runs.load_run_model(trained_vqvae)
+    model = checkpoints.load_run_model(trained_vqvae)
     a, b = model.sample(3, seed=1), model.sample(3, seed=1)
     assert a.shape == (3, 32, 32, 1) and np.array_equal(a, b)
 
@@ -138,3 +138,16 @@ def test_early_stopped_run_trains_on_with_more_epochs(tmp_path, tiny_dataset, ti
     assert runs.read_state(run_dir)["stopped_early"] is False and runs.read_state(run_dir)["wait"] == 0
     assert trainer.train_run(run_dir, resume=True)["state"] == "finished"
     assert list(runs.read_metrics(run_dir)["epoch"]) == [1, 2, 3]
+
+
+def test_a_run_from_before_the_rename_resumes_from_its_state_json(tmp_path, tiny_dataset, tiny_vae):
+    run_dir = runs.prepare_run(tmp_path / "old", tiny_dataset, "vae", "demo", {**tiny_vae, "epochs": 1})
+    trainer.train_run(run_dir)
+    runs.update_config(run_dir, {"epochs": 2})
+    (run_dir / "resume.json").rename(run_dir / "state.json")  # the resume point as older runs wrote it
+    with pytest.raises(UserError, match="already has a checkpoint \\(epoch 1\\)"):
+        trainer.train_run(run_dir)
+    assert trainer.train_run(run_dir, resume=True)["state"] == "finished"
+    assert list(runs.read_metrics(run_dir)["epoch"]) == [1, 2]  # continued, not restarted
+    assert runs.read_state(run_dir)["epoch"] == 2
+    assert (run_dir / "resume.json").is_file() and not (run_dir / "state.json").exists()

@@ -1,4 +1,4 @@
-"""Plotly figures of training curves (no Streamlit here: the Train page only draws them)."""
+"""Plotly figures of training curves: loss terms, the prior, several runs overlaid (no Streamlit here)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from core.training import plots
+from core.viz import curves as plots
 
 VAE_ROWS = pd.DataFrame({"epoch": [1, 2, 3], "loss": [9.0, 5.0, 3.0], "recon": [8.0, 4.0, 2.0],
                          "kl": [1.0, 1.0, 1.0], "beta": [0.3, 0.6, 1.0], "val_loss": [10.0, 6.0, 4.0],
