@@ -1,0 +1,232 @@
+"""Browser benchmark: what a user feels, timed in a real headless Chromium (Playwright).
+
+- **cold start → first picture**: from starting ``streamlit run app.py`` to the first slice
+  image painted in the browser, with the demo cohort already in the cache and with an empty
+  cache (the cohort is built on that first start);
+- **slider round trip** on Browse: a click on the axial slice slider's track (which moves and
+  releases the thumb, as a user's click does) until the shown image has changed, p50 / p95;
+  on Latent too when a trained run is in ``LATENTBRAIN_RUNS`` (``--runs DIR``);
+- **server memory** (resident set of the Streamlit process) after opening every subject of the
+  24-subject demo cohort on Browse, and after a second pass over all of them: bounded means the
+  second pass does not grow it much (the caches have limits).
+
+Usage: ``python bench/browser.py [--quick] [--runs DIR]``.  Needs ``/usr/bin/chromium``;
+without it, it prints a line and a JSON object with ``"skipped": true``.  Last line: one JSON
+object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+IMAGES = '[data-testid="stImage"] img'
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(env: dict) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1"],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read().strip() == b"ok":
+                    return process, url
+        except OSError:
+            time.sleep(0.1)
+    stop_server(process)
+    raise RuntimeError("streamlit did not start")
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=15)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of ``pid`` and its children, MiB (from /proc)."""
+    total = 0
+    pids = [pid]
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(c) for c in children]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+def wait_idle(page, timeout_ms: int = 180_000) -> None:
+    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
+        timeout=timeout_ms)
+
+
+def first_picture_s(browser, env: dict) -> tuple[float, subprocess.Popen, str]:
+    """Seconds from server start to the first slice image painted; the server stays up."""
+    started = time.perf_counter()
+    process, url = start_server(env)
+    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+    page.goto(url)
+    page.wait_for_function(
+        f"() => [...document.querySelectorAll('{IMAGES}')].some(i => i.complete && i.naturalWidth > 0)",
+        timeout=300_000)
+    elapsed = time.perf_counter() - started
+    page.close()
+    return elapsed, process, url
+
+
+def _image_sources(page) -> list[str]:
+    return page.eval_on_selector_all(IMAGES, "els => els.map(e => e.src)")
+
+
+def slider_round_trips(page, slider, clicks: int) -> list[float]:
+    """Click at spread positions along ``slider``'s track; ms until any shown image changes."""
+    box = slider.bounding_box()
+    times = []
+    for i in range(clicks):
+        fraction = 0.15 + 0.7 * ((i * 0.37) % 1.0)
+        before = _image_sources(page)
+        started = time.perf_counter()
+        page.mouse.click(box["x"] + box["width"] * fraction, box["y"] + box["height"] / 2)
+        try:
+            page.wait_for_function(
+                "before => { const now = [...document.querySelectorAll('" + IMAGES + "')]"
+                ".map(e => e.src); return now.length && now.some((s, k) => s !== before[k])"
+                " && [...document.querySelectorAll('" + IMAGES + "')].every(i => i.complete); }",
+                arg=before, timeout=30_000, polling="raf")
+        except Exception:  # noqa: BLE001 — a click that landed on the same value changes nothing
+            continue
+        times.append((time.perf_counter() - started) * 1000)
+        wait_idle(page)
+    return times
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def browse_every_subject(page) -> int:
+    """Open each subject of the Subject select box once; returns how many."""
+    box = page.get_by_label("Subject", exact=False).first
+    box.click()
+    names = [o.inner_text() for o in page.get_by_role("option").all()]
+    page.keyboard.press("Escape")
+    for name in names:
+        page.get_by_label("Subject", exact=False).first.click()
+        page.get_by_role("option", name=name, exact=True).first.click()
+        wait_idle(page)
+    return len(names)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer clicks, no empty-cache start")
+    parser.add_argument("--runs", type=Path, default=None, help="runs folder with a trained run for Latent")
+    args = parser.parse_args(argv)
+    if not Path(CHROMIUM).exists():
+        print(f"{CHROMIUM} not found: browser benchmark skipped")
+        print(json.dumps({"skipped": True}))
+        return 0
+    from playwright.sync_api import sync_playwright
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
+    env.pop("LATENTBRAIN_DATA", None)
+    if args.runs:
+        env["LATENTBRAIN_RUNS"] = str(args.runs)
+    subprocess.run([sys.executable, "-m", "core", "demo"], cwd=REPO, env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    clicks = 8 if args.quick else 25
+    figures: dict = {}
+    rows = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        if not args.quick:
+            with tempfile.TemporaryDirectory() as empty_cache:
+                seconds, process, _ = first_picture_s(browser, {**env, "LATENTBRAIN_CACHE": empty_cache})
+                stop_server(process)
+            figures["cold_start_no_cache_s"] = round(seconds, 2)
+            rows.append(("cold start → first picture, empty cache (builds the demo cohort)", f"{seconds:.1f} s", ""))
+        seconds, process, url = first_picture_s(browser, env)
+        figures["cold_start_cached_s"] = round(seconds, 2)
+        rows.append(("cold start → first picture, demo cohort cached", f"{seconds:.1f} s", "< 5 s"))
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1600})
+            page.goto(url)
+            wait_idle(page)
+            page.locator(IMAGES).first.wait_for()
+            figures["server_rss_start_mib"] = round(rss_mib(process.pid), 1)
+            slider = page.locator('[data-testid="stSlider"]').filter(has_text="Axial slice").first
+            times = slider_round_trips(page, slider, clicks)
+            figures["browse_slider_p50_ms"] = round(pct(times, 0.5), 1)
+            figures["browse_slider_p95_ms"] = round(pct(times, 0.95), 1)
+            rows.append((f"Browse axial slider click → image changed ({len(times)} clicks)",
+                         f"p50 {pct(times, 0.5):.0f} ms, p95 {pct(times, 0.95):.0f} ms", "p95 < 100 ms"))
+            n = browse_every_subject(page)
+            figures["server_rss_after_browse_mib"] = round(rss_mib(process.pid), 1)
+            if not args.quick:
+                browse_every_subject(page)
+                figures["server_rss_after_second_pass_mib"] = round(rss_mib(process.pid), 1)
+            rows.append((f"server memory: start / after {n} subjects" + ("" if args.quick else " / second pass"),
+                         " / ".join(f"{figures[k]:.0f} MiB" for k in
+                                    ("server_rss_start_mib", "server_rss_after_browse_mib",
+                                     "server_rss_after_second_pass_mib") if k in figures), "bounded"))
+            if args.runs:
+                page.get_by_role("link", name="Latent").first.click()
+                wait_idle(page)
+                page.locator(IMAGES).first.wait_for(timeout=300_000)
+                slider = page.locator('[data-testid="stSlider"]').first
+                times = slider_round_trips(page, slider, clicks)
+                figures["latent_slider_p50_ms"] = round(pct(times, 0.5), 1)
+                figures["latent_slider_p95_ms"] = round(pct(times, 0.95), 1)
+                rows.append((f"Latent slider click → decoded image changed ({len(times)} clicks)",
+                             f"p50 {pct(times, 0.5):.0f} ms, p95 {pct(times, 0.95):.0f} ms", "p95 < 100 ms"))
+        finally:
+            stop_server(process)
+            browser.close()
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measurement'.ljust(width)} | result | target")
+    for name, value, target in rows:
+        print(f"{name.ljust(width)} | {value} | {target}")
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
