@@ -1,0 +1,221 @@
+"""Encode a run's train / validation / test slices once, with each slice's subject metadata.
+
+VAE: posterior means and log-variances ``(N, latent_dim)``.  VQ-VAE: code grids ``(N, h, w)``,
+pooled code embeddings ``(N, 4*4*D)`` for maps, and a PCA of the continuous encoder output
+``(h*w*D)`` whose scores ``(N, k)`` carry the attribute fits.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from core.data.dataset import SPLITS, load_manifest, load_split_images
+from core.errors import UserError
+from core.latent.directions import PCA, fit_pca
+
+__all__ = ["DatasetMissing", "Encodings", "encode_run", "run_dataset", "run_fingerprint", "META_COLUMNS"]
+
+META_COLUMNS = ["row", "split", "index", "subject", "slice", "age", "sex", "site"]
+#: Encoder outputs kept in memory for the VQ-VAE PCA (rows); more are sub-sampled.
+PCA_SAMPLE = 3000
+#: Principal directions kept for a VQ-VAE's encoder output.
+VQ_PCA_K = 32
+
+
+class DatasetMissing(UserError):
+    """The run's dataset folder is gone; ``spec`` (and ``config``) say how to rebuild it."""
+
+    def __init__(self, message: str, spec: dict | None = None, config: dict | None = None):
+        super().__init__(message)
+        self.spec = spec or {}
+        self.config = config or {}
+
+
+def _read_config(run_dir: Path) -> dict:
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise UserError(f"{run_dir} is not a run folder: config.json is missing")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"run config {path} is unreadable: {exc}") from exc
+
+
+def run_fingerprint(run_dir: str | Path) -> str:
+    """``"<run name>@<model mtime ns>"``: changes whenever the run's model file is rewritten."""
+    run_dir = Path(run_dir)
+    model = run_dir / "model.keras"
+    if not model.is_file():
+        raise UserError(f"run {run_dir.name} has no model yet (model.keras is missing); "
+                        "wait for its first epoch or train it on the Train page")
+    return f"{run_dir.name}@{model.stat().st_mtime_ns}"
+
+
+def run_dataset(run_dir: str | Path) -> tuple[Path, dict]:
+    """(dataset folder, manifest) of a run.  Raises :class:`DatasetMissing` when the cached
+    dataset was deleted (its spec comes with the error so the page can offer a rebuild)."""
+    run_dir = Path(run_dir)
+    config = _read_config(run_dir)
+    info = config.get("dataset") or {}
+    path = info.get("path")
+    if not path:
+        raise UserError(f"run {run_dir.name} does not record its dataset in config.json")
+    folder = Path(path)
+    if not (folder / "manifest.json").is_file():
+        raise DatasetMissing(
+            f"the dataset of run {run_dir.name} ({folder}) is gone from the cache; rebuild it from "
+            f"its spec (axis {info.get('spec', {}).get('axis')}, slices {info.get('spec', {}).get('start')}–"
+            f"{info.get('spec', {}).get('stop')}, {info.get('spec', {}).get('size')} px)",
+            info.get("spec"), config)
+    return folder, load_manifest(folder)
+
+
+def _metadata(manifest: dict) -> pd.DataFrame:
+    subjects = manifest.get("subjects") or {}
+    rows = []
+    for split in SPLITS:
+        entry = manifest["splits"].get(split) or {"slices": []}
+        for i, (subject, index) in enumerate(entry["slices"]):
+            info = subjects.get(subject) or {}
+            age = info.get("age")
+            rows.append({"split": split, "index": i, "subject": str(subject), "slice": int(index),
+                         "age": float(age) if age is not None else np.nan,
+                         "sex": info.get("sex") or "", "site": info.get("site") or ""})
+    table = pd.DataFrame(rows, columns=META_COLUMNS[1:])
+    table.insert(0, "row", np.arange(len(table)))
+    return table
+
+
+@dataclass
+class Encodings:
+    """Latents of every slice of a run's dataset (global row order: train, val, test).
+
+    ``meta``: one row per slice (``META_COLUMNS``); ``points`` ``(N, p)`` float32: the map
+    space (VAE means; VQ-VAE pooled code embeddings); ``space`` ``(N, s)`` float32: where
+    attribute directions are fitted (VAE means; VQ-VAE PCA scores of the encoder output).
+    VAE: ``log_var``.  VQ-VAE: ``codes`` ``(N, h, w)`` and ``pca`` of the flattened encoder output.
+    """
+
+    run_dir: Path
+    fingerprint: str
+    model_type: str
+    dataset_dir: Path
+    meta: pd.DataFrame
+    points: np.ndarray
+    space: np.ndarray
+    log_var: np.ndarray | None = None
+    codes: np.ndarray | None = None
+    pca: PCA | None = None
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.meta)
+
+    def images(self, rows) -> np.ndarray:
+        """Real slices ``(n, S, S)`` float32 of global ``rows``."""
+        rows = np.atleast_1d(np.asarray(rows, int))
+        out = []
+        for r in rows:
+            split, index = self.meta.at[int(r), "split"], int(self.meta.at[int(r), "index"])
+            out.append(np.asarray(load_split_images(self.dataset_dir, split)[index], "float32"))
+        return np.stack(out) if out else np.zeros((0, 1, 1), "float32")
+
+    def row_of(self, subject: str, slice_index: int) -> int:
+        """Global row of ``subject``'s slice ``slice_index``; UserError when absent."""
+        hit = self.meta[(self.meta["subject"] == subject) & (self.meta["slice"] == int(slice_index))]
+        if hit.empty:
+            raise UserError(f"no slice {slice_index} of subject {subject!r} in this run's dataset")
+        return int(hit["row"].iloc[0])
+
+
+def _pooled(z_q: np.ndarray, cells: int = 4) -> np.ndarray:
+    """Average-pool ``(N, h, w, D)`` to ``(N, cells*cells*D)`` (keeps coarse layout)."""
+    n, h, w, d = z_q.shape
+    c = min(cells, h, w)
+    hh, ww = h // c, w // c
+    cut = z_q[:, : hh * c, : ww * c]
+    return cut.reshape(n, c, hh, c, ww, d).mean(axis=(2, 4)).reshape(n, -1).astype("float32")
+
+
+def encode_run(run_dir: str | Path, model=None, progress: Callable[[float, str], None] | None = None,
+               batch_size: int = 128, pca_sample: int = PCA_SAMPLE) -> Encodings:
+    """Encode every slice of the run's dataset with its model (loaded when not given).
+
+    Raises UserError when the run has no model or its dataset is gone (:class:`DatasetMissing`).
+    """
+    from core.training.checkpoints import load_run_model
+
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    fingerprint = run_fingerprint(run_dir)
+    dataset_dir, manifest = run_dataset(run_dir)
+    model = model if model is not None else load_run_model(run_dir)
+    meta = _metadata(manifest)
+    model_type = "vqvae" if hasattr(model, "code_indices") else "vae"
+    say = progress or (lambda f, m: None)
+    n = len(meta)
+    if n == 0:
+        raise UserError(f"the dataset of run {run_dir.name} has no images")
+    arrays = {s: load_split_images(dataset_dir, s) for s in SPLITS}
+    size = getattr(model, "image_size", None)
+    first = next(a for a in arrays.values() if len(a))
+    if size is not None and first.shape[1] != size:
+        raise UserError(f"run {run_dir.name}: its model takes {size} px images, its dataset has "
+                        f"{first.shape[1]} px")
+
+    def chunks():
+        done = 0
+        for s in SPLITS:
+            a = arrays[s]
+            for start in range(0, len(a), batch_size):
+                batch = np.asarray(a[start : start + batch_size], "float32")
+                yield done, batch
+                done += len(batch)
+                say(0.95 * done / n, f"encoded {done} of {n} slices")
+
+    if model_type == "vae":
+        means, log_vars = [], []
+        for _, batch in chunks():
+            m, lv = model.encode(batch, batch_size=batch_size)
+            means.append(m)
+            log_vars.append(lv)
+        mean = np.concatenate(means)
+        enc = Encodings(run_dir, fingerprint, "vae", dataset_dir, meta, mean, mean, log_var=np.concatenate(log_vars))
+    else:
+        rng = np.random.default_rng(0)
+        sample = np.sort(rng.choice(n, size=min(n, pca_sample), replace=False))
+        in_sample = np.zeros(n, bool)
+        in_sample[sample] = True
+        kept, codes, pooled = [], [], []
+        for offset, batch in chunks():
+            z_e = model.encode(batch, batch_size=batch_size)
+            z_q, idx = model.quantize(z_e)
+            codes.append(idx.astype("int16"))
+            pooled.append(_pooled(z_q))
+            mask = in_sample[offset : offset + len(batch)]
+            kept.append(z_e[mask].reshape(int(mask.sum()), -1))
+        kept = np.concatenate(kept)
+        pca = fit_pca(kept, VQ_PCA_K)
+        if n <= pca_sample:
+            scores = pca.transform(kept)
+        else:  # a second pass for the rows outside the sample, without keeping their outputs
+            scores = np.zeros((n, len(pca.components)), "float32")
+            scores[sample] = pca.transform(kept)
+            for offset, batch in chunks():
+                mask = ~in_sample[offset : offset + len(batch)]
+                if mask.any():
+                    z_e = model.encode(batch[mask], batch_size=batch_size)
+                    scores[offset + np.flatnonzero(mask)] = pca.transform(z_e)
+        enc = Encodings(run_dir, fingerprint, "vqvae", dataset_dir, meta, np.concatenate(pooled), scores,
+                        codes=np.concatenate(codes), pca=pca)
+    enc.seconds = time.perf_counter() - started
+    say(1.0, f"encoded {n} slices in {enc.seconds:.1f} s")
+    return enc

@@ -1,0 +1,197 @@
+"""One run's latent space, ready to explore: directions, start points, slider moves, decoding.
+
+The continuous latent is the VAE's ``z`` ``(latent_dim,)`` or the VQ-VAE's flattened encoder
+output ``(h*w*D,)``; a VQ-VAE latent is re-quantised before decoding and the number of grid
+codes that changed from the start point is reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.errors import UserError
+from core.latent.directions import Direction, attribute_directions, fit_pca, kl_ranked_units, pca_directions
+from core.latent.encodings import Encodings
+from core.latent.interpolate import interpolate
+from core.latent.view import ViewState
+
+__all__ = ["Explorer", "Rendered"]
+
+
+@dataclass
+class Rendered:
+    """A decoded view: ``image`` ``(S, S)`` float32 in [0, 1], the ``reference`` it is compared
+    with (the real start slice, else the decoded start), ``changed_codes`` / ``total_codes``
+    (VQ-VAE; None for a VAE) and the moved ``latent``."""
+
+    image: np.ndarray
+    reference: np.ndarray
+    reference_is_real: bool
+    latent: np.ndarray
+    changed_codes: int | None = None
+    total_codes: int | None = None
+
+
+class Explorer:
+    """Directions and decoding for ``model`` over its run's :class:`Encodings`.
+
+    Args:
+        model: the run's VAE or VQVAE (``core.training.checkpoints.load_run_model``).
+        encodings: :func:`core.latent.encodings.encode_run` of the same model.
+        n_pca: principal directions offered as sliders.
+        n_kl: KL-ranked units offered (VAE only).
+    """
+
+    def __init__(self, model, encodings: Encodings, n_pca: int = 8, n_kl: int = 8):
+        self.model = model
+        self.enc = encodings
+        self.model_type = encodings.model_type
+        self.image_size = int(model.image_size)
+        self._starts: dict = {}
+        nan = ~np.isfinite(encodings.points).all(axis=1)
+        self.nan_rows = int(nan.sum())
+        if self.nan_rows:
+            raise UserError(f"{self.nan_rows} of {len(nan)} slices encode to NaN or infinite latents: the "
+                            "model has diverged; retrain it or resume from an earlier checkpoint")
+        if self.model_type == "vae":
+            self.latent_dim = int(model.latent_dim)
+            self.pca = fit_pca(encodings.points, n_pca)
+            kl = kl_ranked_units(encodings.points, encodings.log_var, n_kl)
+            to_latent = None
+        else:
+            g, d = int(model.grid_size), int(model.embedding_dim)
+            self.grid_shape = (g, g, d)
+            self.latent_dim = g * g * d
+            self.pca = encodings.pca
+            kl = []
+            components = self.pca.components.astype("float64")
+
+            def to_latent(w):
+                return np.asarray(w, "float64") @ components
+
+        self.directions: dict[str, Direction] = {}
+        for direction in pca_directions(k=n_pca, pca=self.pca) + kl + attribute_directions(
+                encodings.space, encodings.meta, to_latent):
+            self.directions[direction.key] = direction
+        self.map_pca = fit_pca(encodings.points, 2)
+
+    # ------------------------------------------------------------------ facts
+    @property
+    def can_sample(self) -> bool:
+        """VAE: always; VQ-VAE: only with a trained prior attached."""
+        return self.model_type == "vae" or getattr(self.model, "prior", None) is not None
+
+    def groups(self) -> dict[str, list[Direction]]:
+        """Directions by group: ``pca``, ``kl``, ``attribute``."""
+        out: dict[str, list[Direction]] = {"pca": [], "kl": [], "attribute": []}
+        for d in self.directions.values():
+            out[d.group].append(d)
+        return out
+
+    # ------------------------------------------------------------------ latents
+    def latent_of_rows(self, rows) -> np.ndarray:
+        """Continuous latents ``(n, dim)`` of real slices (VAE: posterior means; VQ: encoder output)."""
+        rows = np.atleast_1d(np.asarray(rows, int))
+        if self.model_type == "vae":
+            return self.enc.points[rows].astype("float32")
+        return self.model.encode(self.enc.images(rows)).reshape(len(rows), -1)
+
+    def sample_latents(self, n: int, seed: int = 0, temperature: float = 1.0) -> np.ndarray:
+        """Continuous latents ``(n, dim)`` of new samples: VAE ``z ~ N(0, T² I)`` (the same draw as
+        ``VAE.sample``); VQ-VAE: codes from its prior (temperature on the logits), looked up.
+
+        Raises UserError for a VQ-VAE without a trained prior.
+        """
+        if not self.can_sample:
+            raise UserError("this VQ-VAE's prior is not trained, so it cannot sample; train the prior "
+                            "(the Train page does it after the VQ-VAE) — everything else works")
+        n = int(n)
+        if n < 1:
+            raise UserError(f"number of samples must be at least 1, got {n}")
+        if not temperature >= 0:
+            raise UserError(f"temperature must be ≥ 0, got {temperature}")
+        if self.model_type == "vae":
+            rng = np.random.default_rng(seed)
+            return (rng.standard_normal((n, self.latent_dim)).astype("float32") * np.float32(temperature))
+        codes = self.model.prior.sample(n, seed=seed, temperature=temperature)
+        return self.codes_to_latent(codes)
+
+    def codes_to_latent(self, codes) -> np.ndarray:
+        """Code grids ``(n, h, w)`` → their codebook vectors, flattened ``(n, h*w*D)``."""
+        vectors = np.asarray(self.model.quantizer.lookup(np.asarray(codes, "int32")), "float32")
+        return vectors.reshape(len(codes), -1)
+
+    def decode(self, latents) -> tuple[np.ndarray, np.ndarray | None]:
+        """Images ``(n, S, S)`` of continuous latents ``(n, dim)``; VQ-VAE: re-quantised first,
+        and also returns the codes ``(n, h, w)``."""
+        z = np.asarray(latents, "float32").reshape(-1, self.latent_dim)
+        if self.model_type == "vae":
+            return self.model.decode(z)[..., 0], None
+        z_q, codes = self.model.quantize(z.reshape(-1, *self.grid_shape))
+        return self.model.decode(z_q)[..., 0], codes
+
+    def map_points(self, latents) -> np.ndarray:
+        """Map-space points of continuous latents (VAE: themselves; VQ: pooled code embeddings)."""
+        if self.model_type == "vae":
+            return np.asarray(latents, "float32").reshape(len(latents), -1)
+        from core.latent.encodings import _pooled
+
+        z_q, _ = self.model.quantize(np.asarray(latents, "float32").reshape(-1, *self.grid_shape))
+        return _pooled(z_q)
+
+    def reconstruct_rows(self, rows) -> np.ndarray:
+        """Reconstructions ``(n, S, S)`` of real slices (the model's own ``reconstruct``)."""
+        return self.model.reconstruct(self.enc.images(rows))[..., 0]
+
+    # ------------------------------------------------------------------ views
+    def start(self, view: ViewState) -> tuple[np.ndarray, np.ndarray | None]:
+        """(continuous start latent ``(dim,)``, real start slice ``(S, S)`` or None)."""
+        key = (view.start, view.subject, view.slice_index, view.seed, view.temperature, view.sample_index)
+        if view.start == "zero":
+            key = ("zero",)
+        elif view.start == "slice":
+            key = ("slice", view.subject, view.slice_index)
+        if key not in self._starts:
+            if view.start == "zero":
+                z = np.zeros(self.latent_dim, "float32") if self.model_type == "vae" else self.pca.mean.copy()
+                real = None
+            elif view.start == "slice":
+                row = self.enc.row_of(view.subject, view.slice_index)
+                z, real = self.latent_of_rows([row])[0], self.enc.images([row])[0]
+            else:
+                z = self.sample_latents(view.sample_index + 1, view.seed, view.temperature)[view.sample_index]
+                real = None
+            if len(self._starts) > 64:
+                self._starts.clear()
+            self._starts[key] = (np.asarray(z, "float32"), real)
+        return self._starts[key]
+
+    def moved(self, z, sliders: dict) -> np.ndarray:
+        """``z`` moved by every slider value; unknown direction keys raise UserError."""
+        z = np.asarray(z, "float32").ravel().copy()
+        for key, value in sliders.items():
+            if key not in self.directions:
+                raise UserError(f"the view uses direction {key!r}, which this run does not have")
+            if value:
+                z = self.directions[key].move(z, value)
+        return z
+
+    def render(self, view: ViewState) -> Rendered:
+        """Decode a view: start point moved by its sliders, beside its reference image."""
+        z0, real = self.start(view)
+        z = self.moved(z0, view.sliders)
+        if self.model_type == "vae":
+            images, _ = self.decode(np.stack([z, z0]) if real is None else z[None])
+            reference = real if real is not None else images[1]
+            return Rendered(images[0], reference, real is not None, z)
+        images, codes = self.decode(np.stack([z, z0]))
+        changed = int((codes[0] != codes[1]).sum())
+        return Rendered(images[0], real if real is not None else images[1], real is not None, z,
+                        changed, int(codes[0].size))
+
+    def interpolation(self, a, b, steps: int = 8, mode: str = "spherical") -> np.ndarray:
+        """Decoded images ``(steps, S, S)`` from latent ``a`` to ``b`` (linear or spherical)."""
+        path = interpolate(np.asarray(a).ravel(), np.asarray(b).ravel(), steps, mode)
+        return self.decode(path)[0]

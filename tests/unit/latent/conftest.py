@@ -1,0 +1,61 @@
+"""Tiny trained runs for the latent tests (same tiny networks as the training tests)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import pytest
+
+TINY_VAE = {"filters": [8, 16], "latent_dim": 8, "batch_size": 16, "epochs": 2, "warmup_epochs": 2}
+TINY_VQVAE = {
+    "filters": [8, 16], "n_res_blocks": 1, "res_filters": 16, "num_embeddings": 16, "embedding_dim": 8,
+    "batch_size": 16, "epochs": 2, "prior_epochs": 2, "prior_filters": 16, "prior_layers": 3,
+    "prior_batch_size": 16,
+}
+
+
+def _train(base, dataset, model_type, overrides, name):
+    from core.training import runs, trainer
+
+    run_dir = runs.prepare_run(base / name, dataset, model_type, "demo", overrides)
+    trainer.train_run(run_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def vae_run(tmp_path_factory, tiny_dataset):
+    """A finished 2-epoch VAE run on the 32-px tiny dataset."""
+    return _train(tmp_path_factory.mktemp("latent_runs"), tiny_dataset, "vae", TINY_VAE, "vae-tiny")
+
+
+@pytest.fixture(scope="session")
+def vq_run(tmp_path_factory, tiny_dataset):
+    """A finished VQ-VAE run with its trained prior."""
+    return _train(tmp_path_factory.mktemp("latent_runs"), tiny_dataset, "vqvae", TINY_VQVAE, "vq-tiny")
+
+
+@pytest.fixture(scope="session")
+def vq_run_no_prior(tmp_path_factory, tiny_dataset):
+    """A VQ-VAE run whose prior was never trained (``prior_epochs=0``)."""
+    overrides = {**TINY_VQVAE, "epochs": 1, "prior_epochs": 0}
+    return _train(tmp_path_factory.mktemp("latent_runs"), tiny_dataset, "vqvae", overrides, "vq-noprior")
+
+
+@pytest.fixture(scope="session")
+def vae_explorer(vae_run):
+    from core.latent import Explorer, encode_run
+    from core.training.checkpoints import load_run_model
+
+    model = load_run_model(vae_run)
+    return Explorer(model, encode_run(vae_run, model))
+
+
+@pytest.fixture(scope="session")
+def vq_explorer(vq_run):
+    from core.latent import Explorer, encode_run
+    from core.training.checkpoints import load_run_model
+
+    model = load_run_model(vq_run)
+    return Explorer(model, encode_run(vq_run, model))
