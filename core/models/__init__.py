@@ -6,6 +6,7 @@ Where things are:
 - ``factory.py``: ``build_model`` / ``build_prior`` (validate a config, then construct);
 - ``vae.py``: ``Sampling`` + ``VAE``; ``vqvae.py``: ``VectorQuantizer`` + ``VQVAE``;
   ``prior.py``: masked convolutions, gated blocks, ``PositionBias`` + ``PixelCNNPrior``;
+  ``aggregate.py``: a Gaussian mixture on a VAE's training latents (aggregate posterior);
 - ``blocks.py``: the conv blocks both autoencoders use; ``inference.py``: batching and the
   compiled-function cache behind the models' verbs; ``_checks.py``: argument checks.
 
@@ -38,6 +39,9 @@ _LAZY = {
     "PositionBias": "prior",
     "causal_mask": "prior",
     "build_pixelcnn_prior": "prior",
+    "AggregatePosterior": "aggregate",
+    "fit_aggregate_posterior": "aggregate",
+    "attach_run_aggregate": "aggregate",
     "build_model": "factory",
     "build_prior": "factory",
 }

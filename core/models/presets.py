@@ -46,7 +46,7 @@ __all__ = [
 MODEL_TYPES = ("vae", "vqvae")
 PRESET_NAMES = ("demo", "thesis", "quality")
 #: VAE choices (see :class:`core.models.vae.VAE`): decoder likelihood, loss, KL warm-up.
-RECON_LOSSES = ("bernoulli", "gaussian")
+RECON_LOSSES = ("bernoulli", "gaussian", "gaussian_optimal")
 LOSS_MODES = ("elbo", "thesis")
 KL_SCHEDULES = ("linear", "cyclical", "none")
 
@@ -226,6 +226,8 @@ def validate_config(config, n_train=None):
         check_choice("recon_loss", c["recon_loss"], RECON_LOSSES)
         c["sigma"] = check_float("sigma", c["sigma"], 0.0, open_min=True)
         check_bool("learn_sigma", c["learn_sigma"])
+        if c["learn_sigma"] and c["recon_loss"] != "gaussian":
+            raise UserError(f"learn_sigma needs recon_loss='gaussian', got {c['recon_loss']!r}")
         c["beta"] = check_float("beta", c["beta"], 0.0)
         c["free_bits"] = check_float("free_bits", c["free_bits"], 0.0)
         check_choice("loss_mode", c["loss_mode"], LOSS_MODES)

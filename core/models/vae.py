@@ -42,7 +42,14 @@ __all__ = [
     "RECON_LOSSES",
     "LOSS_MODES",
     "KL_SCHEDULES",
+    "SAMPLE_SOURCES",
 ]
+
+
+#: Floor of the analytic sigma of ``recon_loss="gaussian_optimal"`` (keeps log sigma finite).
+_MIN_SIGMA = 1e-3
+#: Where :meth:`VAE.sample` draws latents from.
+SAMPLE_SOURCES = ("prior", "aggregate")
 
 
 @keras.saving.register_keras_serializable(package="latentbrain")
@@ -119,8 +126,12 @@ class VAE(keras.Model):
         filters: channels of the encoder's stride-2 blocks, e.g. ``(32, 64, 128, 256)``.
         latent_dim: size of the latent vector.
         kernel_size: kernel of the (transposed) convolutions.
-        recon_loss: ``"bernoulli"`` (BCE on logits) or ``"gaussian"`` (squared error / 2 sigma^2).
-        sigma: Gaussian decoder standard deviation (initial value when learned).
+        recon_loss: ``"bernoulli"`` (BCE on logits), ``"gaussian"`` (squared error / 2 sigma^2
+            with a fixed or learned sigma) or ``"gaussian_optimal"`` (the "sigma-VAE" of Rybkin
+            et al. 2021: one global sigma set analytically to the batch's reconstruction RMSE,
+            so the per-image term is ``D * log(rmse) + D / 2``; the running value is kept in
+            ``log_sigma``).
+        sigma: Gaussian decoder standard deviation (initial value when learned or optimal).
         learn_sigma: learn one log-sigma (adds ``log sigma`` per pixel; the loss can go negative).
         beta: initial weight of the KL term; a callback may change ``self.beta`` each epoch.
         free_bits: nats per latent unit below which the (batch-mean) KL is not penalised.
@@ -159,6 +170,8 @@ class VAE(keras.Model):
         self.recon_loss = check_choice("recon_loss", recon_loss, RECON_LOSSES)
         self.sigma = check_float("sigma", sigma, 0.0, open_min=True)
         self.learn_sigma = check_bool("learn_sigma", learn_sigma)
+        if self.learn_sigma and self.recon_loss != "gaussian":
+            raise UserError(f"learn_sigma needs recon_loss='gaussian', got {self.recon_loss!r}")
         self.free_bits = check_float("free_bits", free_bits, 0.0)
         self.loss_mode = check_choice("loss_mode", loss_mode, LOSS_MODES)
         self.seed = seed
@@ -219,13 +232,40 @@ class VAE(keras.Model):
         z_mean, _ = self.encode(x, batch_size)
         return self.decode(z_mean, batch_size)
 
-    def sample(self, n, seed=0, temperature=1.0):
-        """``n`` new images from the prior ``z ~ N(0, temperature^2 I)``: ``(n, S, S, 1)`` float32 in [0, 1]."""
+    def sample(self, n, seed=0, temperature=1.0, source="prior"):
+        """``n`` new images: ``(n, S, S, 1)`` float32 in [0, 1].
+
+        ``source="prior"`` draws ``z ~ N(0, temperature^2 I)``; ``"aggregate"`` draws from the
+        attached aggregate posterior (:meth:`attach_aggregate`; a Gaussian mixture fitted on
+        the training latents), ``temperature`` scaling each draw's spread about its component.
+        """
         n = check_int("n", n, 0)
         temperature = check_float("temperature", temperature, 0.0)
+        source = check_choice("source", source, SAMPLE_SOURCES)
+        if source == "aggregate":
+            if self.aggregate is None:
+                raise UserError(
+                    "this VAE has no aggregate posterior attached; fit one first "
+                    "(core.models.aggregate.attach_run_aggregate)"
+                )
+            return self.decode(self.aggregate.sample(n, seed, temperature))
         rng = np.random.default_rng(seed)
         z = rng.standard_normal((n, self.latent_dim)).astype("float32") * temperature
         return self.decode(z)
+
+    @property
+    def aggregate(self):
+        """The attached :class:`~core.models.aggregate.AggregatePosterior`, or None."""
+        return self.__dict__.get("_aggregate")
+
+    def attach_aggregate(self, mixture):
+        """Attach a Gaussian mixture over this VAE's latents (not saved in ``.keras``; the run
+        keeps it as ``aggregate_posterior.npz``) for ``sample(..., source="aggregate")``."""
+        if mixture is not None and mixture.latent_dim != self.latent_dim:
+            raise UserError(
+                f"the mixture has {mixture.latent_dim} latent dimensions, the VAE {self.latent_dim}"
+            )
+        object.__setattr__(self, "_aggregate", mixture)  # outside Keras' tracking: never saved
 
     # ------------------------------------------------------------------ loss
     def compute_losses(self, x, training=False):
@@ -248,6 +288,13 @@ class VAE(keras.Model):
             per_pixel = (
                 ops.maximum(logits, 0.0) - logits * x + ops.log1p(ops.exp(-ops.abs(logits)))
             )
+        elif self.recon_loss == "gaussian_optimal":
+            sq = ops.square(x - ops.sigmoid(logits))
+            # sigma* = batch RMSE (the maximiser of the Gaussian likelihood), floored at 1e-3.
+            log_sigma = 0.5 * ops.log(ops.maximum(ops.mean(sq), _MIN_SIGMA**2))
+            if training:
+                self.log_sigma.assign(ops.stop_gradient(log_sigma))
+            per_pixel = 0.5 * sq * ops.exp(-2.0 * log_sigma) + log_sigma
         else:
             inv_var = ops.exp(-2.0 * self.log_sigma)
             per_pixel = 0.5 * ops.square(x - ops.sigmoid(logits)) * inv_var

@@ -112,6 +112,7 @@ def test_validate_config_does_not_mutate_its_input():
         ({"cycle_epochs": 0}, "cycle_epochs"),
         ({"loss_mode": "other"}, "loss_mode"),
         ({"learn_sigma": "yes"}, "learn_sigma"),
+        ({"learn_sigma": True, "recon_loss": "bernoulli"}, "learn_sigma"),
     ],
 )
 def test_invalid_vae_config(override, name):

@@ -49,7 +49,8 @@ def _reference_terms(model, x):
 
 @pytest.mark.parametrize(
     "recon_loss, free_bits, beta",
-    [("bernoulli", 0.0, 1.0), ("gaussian", 0.0, 0.5), ("gaussian", 10.0, 2.0)],
+    [("bernoulli", 0.0, 1.0), ("gaussian", 0.0, 0.5), ("gaussian", 10.0, 2.0),
+     ("gaussian_optimal", 0.0, 1.0)],
 )
 def test_elbo_terms_match_numpy(blobs32, tiny_vae_config, recon_loss, free_bits, beta):
     model = _deterministic(
@@ -62,6 +63,9 @@ def test_elbo_terms_match_numpy(blobs32, tiny_vae_config, recon_loss, free_bits,
     if recon_loss == "bernoulli":
         p = 1.0 / (1.0 + np.exp(-logits))
         per_pixel = -(xd * np.log(p) + (1 - xd) * np.log(1 - p))
+    elif recon_loss == "gaussian_optimal":  # sigma* = the batch RMSE; per pixel 1/2 + log sigma*
+        sq = (xd - 1.0 / (1.0 + np.exp(-logits))) ** 2
+        per_pixel = 0.5 * sq / sq.mean() + 0.5 * np.log(sq.mean())
     else:
         per_pixel = 0.5 * (xd - 1.0 / (1.0 + np.exp(-logits))) ** 2 / model.sigma**2
     recon = per_pixel.sum(axis=(1, 2, 3)).mean()
@@ -94,6 +98,27 @@ def test_training_decreases_loss(blobs32, tiny_vae_config, loss_mode):
     }
     assert history.history["loss"][1] < history.history["loss"][0]
     assert all(np.isfinite(v).all() for v in history.history.values())
+
+
+def test_optimal_sigma_tracks_the_reconstruction_rmse(tmp_path, blobs32, tiny_vae_config):
+    model = build_vae({**tiny_vae_config, "recon_loss": "gaussian_optimal", "sigma": 0.5})
+    model.compile(optimizer=keras.optimizers.Adam(2e-3), jit_compile=False)
+    history = model.fit(blobs32, batch_size=64, epochs=3, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    sigma = float(np.exp(float(model.log_sigma)))
+    assert sigma != 0.5  # the training step stores the analytic sigma of its last batch
+    # The stored sigma is the RMSE of the last step's (sampled-z) reconstruction: close to the
+    # deterministic reconstruction's RMSE, far below the 0.5 it started from.
+    rmse = float(np.sqrt(np.mean((model.reconstruct(blobs32) - blobs32) ** 2)))
+    assert 0.5 * rmse < sigma < 2.0 * rmse
+    model.save(tmp_path / "opt.keras")
+    loaded = keras.saving.load_model(tmp_path / "opt.keras", safe_mode=True)
+    assert loaded.recon_loss == "gaussian_optimal" and float(loaded.log_sigma) == float(model.log_sigma)
+
+
+def test_learn_sigma_needs_the_gaussian_loss(tiny_vae_config):
+    with pytest.raises(UserError, match="learn_sigma"):
+        build_vae({**tiny_vae_config, "recon_loss": "gaussian_optimal", "learn_sigma": True})
 
 
 def test_beta_variable_drives_the_loss(blobs32, tiny_vae_config):
