@@ -17,6 +17,8 @@ navigation = st.navigation(
         ],
         "Models": [
             st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+            st.Page("pages/review.py", title="Review", icon=":material/fact_check:"),
+            st.Page("pages/latent.py", title="Latent explorer", icon=":material/scatter_plot:"),
         ],
     }
 )

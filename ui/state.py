@@ -22,3 +22,21 @@ DATASET_SIZE = "dataset_size"
 LAST_DATASET = "last_dataset"  # path of the dataset built or reused last
 
 SOURCE_KINDS = {"demo": "Demo cohort (synthetic)", "folder": "Folder or IXI-T1.tar", "upload": "Upload one file"}
+
+# Latent explorer page
+LATENT_RUN = "latent_run"  # run folder chosen on the Latent page
+LATENT_START = "latent_start"  # "zero" | "sample" | "slice"
+LATENT_SUBJECT = "latent_subject"
+LATENT_SLICE = "latent_slice"
+LATENT_SEED = "latent_seed"  # seed / temperature / tile of the sample the sliders start from
+LATENT_TEMPERATURE = "latent_temperature"
+LATENT_SAMPLE_INDEX = "latent_sample_index"
+LATENT_SLIDER = "latent_dir_"  # prefix: one slider per direction key
+LATENT_PASTE = "latent_paste"  # pasted "copy view" string
+LATENT_MESSAGE = "latent_message"  # (kind, text) shown once after a callback
+LATENT_GRID_SEED = "latent_grid_seed"
+LATENT_GRID_TEMPERATURE = "latent_grid_temperature"
+LATENT_MAP_METHOD = "latent_map_method"
+LATENT_MAP_COLOUR = "latent_map_colour"
+LATENT_MAP_CHART = "latent_map_chart"  # the plotly chart's selection state
+LATENT_SELECTED_ROW = "latent_selected_row"  # global row id of the clicked map point (chart or row box)

@@ -1,0 +1,129 @@
+"""AppTest for the Latent explorer page on a tiny trained VAE run: sliders, copy view, samples, map click."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.latent.view import parse_view
+from ui import state
+
+APP = "../../app.py"
+TINY_VAE = {"filters": [8, 16], "latent_dim": 8, "batch_size": 16, "epochs": 2, "warmup_epochs": 2}
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory, tiny_dataset):
+    from core.training import runs, trainer
+
+    root = tmp_path_factory.mktemp("latent_page_runs")
+    trainer.train_run(runs.prepare_run(root / "vae-tiny", tiny_dataset, "vae", "demo", TINY_VAE))
+    return root
+
+
+@pytest.fixture
+def env(runs_dir, monkeypatch):
+    monkeypatch.setenv("LATENTBRAIN_RUNS", str(runs_dir))
+    return runs_dir
+
+
+def _page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.session_state[state.SOURCE_KIND] = "folder"
+    at.session_state[state.SOURCE_PATH] = ""
+    at.run()
+    return at.switch_page("pages/latent.py").run()
+
+
+def _view(at):
+    return parse_view(at.code[0].value)
+
+
+def test_without_runs_points_to_train(tmp_path, monkeypatch):
+    monkeypatch.setenv("LATENTBRAIN_RUNS", str(tmp_path / "none"))
+    at = _page()
+    assert not at.exception, at.exception
+    assert any("No run has a model yet" in i.value for i in at.info)
+
+
+def test_sliders_copy_view_samples_and_map_click(env):
+    at = _page()
+    assert not at.exception, at.exception
+    first = _view(at)
+    assert first.run.startswith("vae-tiny@") and first.start == "slice" and not first.sliders
+
+    at.slider(key=state.LATENT_SLIDER + "pc1").set_value(2.0).run()
+    assert not at.exception, at.exception
+    moved = _view(at)
+    assert moved.sliders == {"pc1": 2.0}
+    assert "moved" in at.markdown[-1].value or any("moved" in m.value for m in at.markdown)
+
+    # paste the string back after a reset: the same view comes back
+    reset = next(b for b in at.button if b.label == "Reset sliders")
+    reset.click().run()
+    assert _view(at).sliders == {}
+    at.text_input(key=state.LATENT_PASTE).set_value(moved.to_string())
+    next(b for b in at.button if b.label == "Apply view").click().run()
+    assert not at.exception, at.exception
+    assert any("View applied" in s.value for s in at.success)
+    assert _view(at) == moved
+
+    # malformed and foreign strings: a message, the page keeps working
+    at.text_input(key=state.LATENT_PASTE).set_value("lbview1.nonsense.00000000")
+    next(b for b in at.button if b.label == "Apply view").click().run()
+    assert any("Cannot apply this view" in e.value for e in at.error)
+    other = moved.__class__("other-run@1", sliders={"pc1": 1}).to_string()
+    at.text_input(key=state.LATENT_PASTE).set_value(other)
+    next(b for b in at.button if b.label == "Apply view").click().run()
+    assert any("belongs to run 'other-run'" in e.value for e in at.error)
+    assert not at.exception and _view(at) == moved
+
+    # a sample tile loads into the sliders
+    at.button(key="latent_tile_3").click().run()
+    assert not at.exception, at.exception
+    view = _view(at)
+    assert (view.start, view.sample_index, view.sliders) == ("sample", 3, {})
+
+    # map: the chart's click callback writes the selected row; the row box is the same key
+    at.number_input(key=state.LATENT_SELECTED_ROW).set_value(5).run()
+    assert not at.exception, at.exception
+    assert any(h.value.startswith("Point 5:") for h in at.subheader)
+    assert len(at.get("download_button")) >= 3  # PNG strip, GIF, CSV
+    at.button(key="latent_from_point").click().run()
+    view = _view(at)
+    assert view.start == "slice" and view.subject and not at.exception
+
+
+def test_map_callback_takes_the_global_row_from_customdata(env):
+    """The function the chart calls on a click, fed the event shape Streamlit gives it."""
+    at = _page()
+    from ui import latent as panel
+
+    fake = {"selection": {"points": [{"curve_number": 2, "point_index": 0, "customdata": 17}]}}
+    with pytest.MonkeyPatch.context() as mp:
+        store = {state.LATENT_MAP_CHART: fake}
+        mp.setattr(panel.st, "session_state", store)
+        panel.on_map_select()
+        assert store[state.LATENT_SELECTED_ROW] == 17
+        store[state.LATENT_MAP_CHART] = {"selection": {"points": [{"customdata": [-1]}, {"customdata": [4]}]}}
+        panel.on_map_select()
+        assert store[state.LATENT_SELECTED_ROW] == 4
+    assert not at.exception
+
+
+def test_dataset_gone_is_a_message_with_a_rebuild_offer(env, tmp_path, monkeypatch):
+    root = tmp_path / "runs"
+    shutil.copytree(env / "vae-tiny", root / "lost")
+    config = json.loads((root / "lost" / "config.json").read_text())
+    config["dataset"]["path"] = str(tmp_path / "deleted")
+    (root / "lost" / "config.json").write_text(json.dumps(config))
+    monkeypatch.setenv("LATENTBRAIN_RUNS", str(root))
+    at = _page()
+    assert not at.exception, at.exception
+    assert any("gone from the cache" in e.value for e in at.error)
+    assert any(b.label == "Rebuild the dataset" for b in at.button)

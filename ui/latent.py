@@ -1,0 +1,412 @@
+"""Streamlit glue of the Latent explorer: cached explorer, the slider fragment, samples,
+interpolation, map panels.  The math lives in ``core.latent``, the figures in ``core.viz.latent``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from core import settings
+from core.errors import UserError
+from core.latent import maps
+from core.latent.view import ViewState, parse_view
+from core.viz.latent import COLOUR_BY, compare_png, gif_bytes, map_figure, strip_png
+from core.viz.images import grid_png, png_bytes
+from ui import state
+
+GRID_N = 16
+SYNTHETIC_N = 64
+START_LABELS = {"zero": "Zero (prior mean)", "sample": "A random sample", "slice": "A real slice"}
+GROUP_TITLES = {"pca": "Principal directions (GANSpace-style, in σ)", "kl": "Most informative units (ranked by KL)",
+                "attribute": "Attribute directions"}
+
+
+# ------------------------------------------------------------------ loading
+def runs_with_model() -> list[dict]:
+    """Runs under the runs folder that have saved a model (finished, stopped or still running)."""
+    from core.training import runs
+    from core.training.checkpoints import has_model
+
+    return [r for r in runs.list_runs(settings.runs_dir()) if has_model(r["path"])]
+
+
+def model_mtime(run_dir: str) -> int:
+    try:
+        return (Path(run_dir) / "model.keras").stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _explorer(run_dir: str, mtime: int):
+    from core.latent import Explorer, encode_run
+    from core.training.checkpoints import load_run_model
+
+    model = load_run_model(run_dir)
+    return Explorer(model, encode_run(run_dir, model))
+
+
+def explorer(run_dir: str):
+    """The run's :class:`core.latent.Explorer`, cached per run folder and model file mtime."""
+    with st.spinner("Loading the model and encoding every slice of its dataset (once per model file)…"):
+        return _explorer(str(run_dir), model_mtime(run_dir))
+
+
+def rebuild_dataset(error) -> None:
+    """Offer to rebuild a run's deleted dataset from its recorded spec with the current data source."""
+    from core.data.dataset import build_dataset
+    from core.data.slices import SliceSpec
+    from ui.data import cohort
+
+    config = error.config.get("dataset") or {}
+    st.caption("The dataset can be rebuilt from the spec recorded in the run's config.json, from the data "
+               "source chosen in the sidebar (it must be the cohort the run was trained on).")
+    if st.button("Rebuild the dataset", key="latent_rebuild"):
+        try:
+            entries, table, _, _, _ = cohort()
+            spec = SliceSpec(**{k: v for k, v in error.spec.items() if k in SliceSpec.__dataclass_fields__})
+            fractions = error.config.get("dataset", {}).get("fractions") or (0.8, 0.1, 0.1)
+            bar = st.progress(0.0)
+            result = build_dataset(entries, spec, table, tuple(fractions), int(config.get("seed", 0)),
+                                   progress=lambda f, m: bar.progress(min(1.0, f), text=m))
+        except UserError as exc:
+            st.error(str(exc))
+            return
+        if result.path.name != config.get("hash"):
+            st.warning(f"Rebuilt dataset {result.path.name}, but the run was trained on {config.get('hash')}: "
+                       "the data source differs from the run's, so its slices cannot be matched.")
+        else:
+            st.success("Dataset rebuilt; reloading.")
+            st.rerun()
+
+
+# ------------------------------------------------------------------ view state
+def slider_key(direction_key: str) -> str:
+    return state.LATENT_SLIDER + direction_key
+
+
+def current_view(ex) -> ViewState:
+    """The :class:`ViewState` described by the page's widgets."""
+    ss = st.session_state
+    sliders = {k: ss.get(slider_key(k), 0.0) for k in ex.directions}
+    start = ss.get(state.LATENT_START, "slice")
+    return ViewState(ex.enc.fingerprint, start, str(ss.get(state.LATENT_SUBJECT) or ""),
+                     int(ss.get(state.LATENT_SLICE) or 0), int(ss.get(state.LATENT_SEED, 0)),
+                     float(ss.get(state.LATENT_TEMPERATURE, 1.0)), int(ss.get(state.LATENT_SAMPLE_INDEX, 0)),
+                     sliders)
+
+
+def reset_sliders(ex) -> None:
+    for k in ex.directions:
+        st.session_state[slider_key(k)] = 0.0
+
+
+def apply_view(ex) -> None:
+    """Callback of *Apply view*: parse the pasted string and set every widget from it."""
+    try:
+        view = parse_view(st.session_state.get(state.LATENT_PASTE, ""), ex.enc.fingerprint)
+        unknown = sorted(set(view.sliders) - set(ex.directions))
+        if unknown:
+            raise UserError(f"the view uses directions this run does not have: {', '.join(unknown)}")
+        if view.start == "slice":
+            ex.enc.row_of(view.subject, view.slice_index)
+    except UserError as exc:
+        st.session_state[state.LATENT_MESSAGE] = ("error", f"Cannot apply this view: {exc}")
+        return
+    ss = st.session_state
+    ss[state.LATENT_START] = view.start
+    if view.start == "slice":
+        ss[state.LATENT_SUBJECT], ss[state.LATENT_SLICE] = view.subject, view.slice_index
+    ss[state.LATENT_SEED], ss[state.LATENT_TEMPERATURE] = view.seed, view.temperature
+    ss[state.LATENT_SAMPLE_INDEX] = view.sample_index
+    reset_sliders(ex)
+    for k, v in view.sliders.items():
+        ss[slider_key(k)] = float(v)
+    ss[state.LATENT_MESSAGE] = ("success", "View applied.")
+
+
+def start_from_sample(ex, seed: int, temperature: float, index: int) -> None:
+    """Callback of a sample tile: load it into the sliders."""
+    ss = st.session_state
+    ss[state.LATENT_START] = "sample"
+    ss[state.LATENT_SEED], ss[state.LATENT_TEMPERATURE], ss[state.LATENT_SAMPLE_INDEX] = seed, temperature, index
+    reset_sliders(ex)
+
+
+def start_from_row(ex, row: int) -> None:
+    """Callback of *Explore from this slice*: start the sliders at a real slice."""
+    ss = st.session_state
+    ss[state.LATENT_START] = "slice"
+    ss[state.LATENT_SUBJECT] = str(ex.enc.meta.at[row, "subject"])
+    ss[state.LATENT_SLICE] = int(ex.enc.meta.at[row, "slice"])
+    reset_sliders(ex)
+
+
+def on_map_select() -> None:
+    """Callback of the map chart: the clicked point's global row id (``customdata``) becomes the
+    selected row — the same session key the *Selected point* box writes, so tests drive it."""
+    event = st.session_state.get(state.LATENT_MAP_CHART) or {}
+    points = (event.get("selection") or {}).get("points") or []
+    for point in points:
+        data = point.get("customdata")
+        if isinstance(data, (list, tuple)):
+            data = data[0] if data else None
+        if data is not None and int(data) >= 0:
+            st.session_state[state.LATENT_SELECTED_ROW] = int(data)
+            return
+
+
+def show_message() -> None:
+    message = st.session_state.pop(state.LATENT_MESSAGE, None)
+    if message:
+        (st.error if message[0] == "error" else st.success)(message[1])
+
+
+# ------------------------------------------------------------------ pieces
+def _subject_slice_pickers(ex, subject_key: str, slice_key: str, label: str = "") -> int:
+    """Subject + slice selectors; returns the chosen global row."""
+    meta = ex.enc.meta
+    subjects = sorted(meta["subject"].unique())
+    if st.session_state.get(subject_key) not in subjects:
+        st.session_state[subject_key] = subjects[0]
+    c1, c2 = st.columns([3, 2])
+    subject = c1.selectbox(f"{label}Subject", subjects, key=subject_key,
+                           format_func=lambda s: _subject_label(meta, s))
+    slices = sorted(meta.loc[meta["subject"] == subject, "slice"].astype(int).unique())
+    if st.session_state.get(slice_key) not in slices:
+        st.session_state[slice_key] = slices[len(slices) // 2]
+    index = c2.selectbox(f"{label}Slice", slices, key=slice_key)
+    return ex.enc.row_of(subject, index)
+
+
+def _subject_label(meta, subject) -> str:
+    row = meta[meta["subject"] == subject].iloc[0]
+    age = "?" if np.isnan(row["age"]) else f"{row['age']:.0f}"
+    return f"{subject} · {age} y · {row['sex'] or '?'} · {row['site'] or '?'} · {row['split']}"
+
+
+def direction_sliders(ex) -> None:
+    """One slider per direction, grouped; attribute sliders show their held-out quality."""
+    for group, directions in ex.groups().items():
+        if not directions:
+            continue
+        with st.expander(GROUP_TITLES[group], expanded=group != "kl"):
+            if group == "attribute":
+                st.caption("Fitted on the train split; the held-out figure (validation + test subjects) says "
+                           "how much to trust each direction.")
+            cols = st.columns(2)
+            for i, d in enumerate(directions):
+                years = d.unit == "years"
+                limit = 30.0 if years else 3.0
+                score = "" if d.score is None else f" · {d.score_name} {d.score:.2f}"
+                cols[i % 2].slider(f"{d.label} ({d.unit}){score}", -limit, limit, step=1.0 if years else 0.1,
+                                   key=slider_key(d.key), value=st.session_state.get(slider_key(d.key), 0.0),
+                                   help=f"One step moves the latent by {d.scale:.3g} along this direction.")
+
+
+@st.fragment
+def slider_panel(ex) -> None:
+    """Start point, sliders and the decoded image (a fragment: a slider reruns only this)."""
+    show_message()
+    c1, c2 = st.columns([2, 3])
+    with c1:
+        if st.session_state.get(state.LATENT_START) not in START_LABELS:
+            st.session_state[state.LATENT_START] = "slice"
+        start = st.radio("Start from", list(START_LABELS), format_func=START_LABELS.get, key=state.LATENT_START,
+                         horizontal=True)
+        if start == "slice":
+            _subject_slice_pickers(ex, state.LATENT_SUBJECT, state.LATENT_SLICE)
+        elif start == "sample":
+            if not ex.can_sample:
+                st.warning("This VQ-VAE's prior is not trained: sampling is off (everything else works).")
+            a, b, c = st.columns(3)
+            a.number_input("Seed", 0, 10**6, key=state.LATENT_SEED, value=st.session_state.get(state.LATENT_SEED, 0))
+            b.number_input("Temperature", 0.0, 2.0, step=0.1, key=state.LATENT_TEMPERATURE,
+                           value=st.session_state.get(state.LATENT_TEMPERATURE, 1.0))
+            c.number_input("Tile", 0, GRID_N - 1, key=state.LATENT_SAMPLE_INDEX,
+                           value=st.session_state.get(state.LATENT_SAMPLE_INDEX, 0))
+        direction_sliders(ex)
+        b1, b2 = st.columns(2)
+        b1.button("Reset sliders", on_click=reset_sliders, args=(ex,), icon=":material/restart_alt:")
+    with c2:
+        view = current_view(ex)
+        try:
+            rendered = ex.render(view)
+        except UserError as exc:
+            st.error(str(exc))
+            return
+        factor = max(1, 256 // ex.image_size)
+        st.image(compare_png(rendered.reference, rendered.image, factor), output_format="PNG",
+                 caption=("real start slice" if rendered.reference_is_real else "decoded start")
+                 + " · decoded view · difference (red brighter, blue darker)")
+        facts = [f"moved {np.linalg.norm(rendered.latent - ex.start(view)[0]):.2f} in latent space"]
+        if rendered.changed_codes is not None:
+            facts.append(f"**{rendered.changed_codes} of {rendered.total_codes} codes changed** after re-quantising")
+        st.markdown(" · ".join(facts))
+        st.caption("Copy view — paste it back below to reproduce this exact view:")
+        st.code(view.to_string(), language=None)
+        p1, p2 = st.columns([4, 1])
+        p1.text_input("Paste a view string", key=state.LATENT_PASTE, placeholder="lbview1.…",
+                      label_visibility="collapsed")
+        p2.button("Apply view", on_click=apply_view, args=(ex,))
+
+
+@st.cache_data(max_entries=32, show_spinner="Sampling…")
+def _samples(_ex, fingerprint: str, seed: int, temperature: float, n: int):
+    z = _ex.sample_latents(n, seed, temperature)
+    return z, _ex.decode(z)[0]
+
+
+def samples_panel(ex) -> None:
+    """A grid of samples with seed and temperature; a tile's button loads it into the sliders."""
+    if not ex.can_sample:
+        st.warning("This VQ-VAE's prior is not trained, so it cannot sample. Train its PixelCNN prior on the "
+                   "Train page; the sliders, interpolation between real slices and the maps work without it.")
+        return
+    c1, c2 = st.columns(2)
+    seed = int(c1.number_input("Seed", 0, 10**6, 0, key=state.LATENT_GRID_SEED))
+    temperature = float(c2.slider("Temperature", 0.0, 1.5, 1.0, 0.05, key=state.LATENT_GRID_TEMPERATURE,
+                                  help="VAE: standard deviation of z. VQ-VAE: divides the prior's logits."))
+    try:
+        _, images = _samples(ex, ex.enc.fingerprint, seed, temperature, GRID_N)
+    except UserError as exc:
+        st.error(str(exc))
+        return
+    factor = max(1, 128 // ex.image_size)
+    cols = st.columns(8)
+    for i, image in enumerate(images):
+        with cols[i % 8]:
+            st.image(png_bytes(np.repeat(np.repeat(image, factor, 0), factor, 1)), output_format="PNG")
+            st.button(f"Explore #{i}", key=f"latent_tile_{i}", on_click=start_from_sample,
+                      args=(ex, seed, temperature, i), help="Load this sample into the sliders (first tab)")
+
+
+def _endpoint(ex, name: str):
+    kind = st.radio(f"{name} is", ["slice", "sample"], horizontal=True, key=f"latent_ip_{name}_kind",
+                    format_func={"slice": "a real slice", "sample": "a sample"}.get)
+    if kind == "slice":
+        row = _subject_slice_pickers(ex, f"latent_ip_{name}_subject", f"latent_ip_{name}_slice", f"{name}: ")
+        return ex.latent_of_rows([row])[0], f"{ex.enc.meta.at[row, 'subject']}-{ex.enc.meta.at[row, 'slice']}"
+    if not ex.can_sample:
+        raise UserError("this VQ-VAE's prior is not trained: interpolate between real slices instead")
+    c1, c2 = st.columns(2)
+    seed = int(c1.number_input(f"{name}: seed", 0, 10**6, 1 if name == "B" else 0, key=f"latent_ip_{name}_seed"))
+    index = int(c2.number_input(f"{name}: tile", 0, GRID_N - 1, 0, key=f"latent_ip_{name}_tile"))
+    z, _ = _samples(ex, ex.enc.fingerprint, seed, 1.0, GRID_N)
+    return z[index], f"sample{seed}-{index}"
+
+
+def interpolation_panel(ex) -> None:
+    """Two endpoints, linear or spherical, N steps; a strip with PNG and GIF downloads."""
+    a_col, b_col = st.columns(2)
+    try:
+        with a_col:
+            za, name_a = _endpoint(ex, "A")
+        with b_col:
+            zb, name_b = _endpoint(ex, "B")
+    except UserError as exc:
+        st.error(str(exc))
+        return
+    c1, c2 = st.columns(2)
+    mode = c1.radio("Path", ["spherical", "linear"], horizontal=True, key="latent_ip_mode",
+                    help="Spherical keeps the latent's norm (stays where the prior puts its mass); linear cuts across.")
+    steps = int(c2.slider("Steps", 3, 16, 8, key="latent_ip_steps"))
+    try:
+        strip = ex.interpolation(za, zb, steps, mode)
+    except UserError as exc:
+        st.error(str(exc))
+        return
+    factor = max(1, 128 // ex.image_size)
+    png = strip_png(strip, factor)
+    st.image(png, output_format="PNG", caption=f"{name_a} → {name_b}, {mode}, {steps} steps")
+    d1, d2 = st.columns(2)
+    stem = f"{ex.enc.run_dir.name}-{name_a}-{name_b}-{mode}"
+    d1.download_button("Download PNG strip", png, f"{stem}.png", "image/png", icon=":material/download:")
+    d2.download_button("Download animated GIF", gif_bytes(strip, factor), f"{stem}.gif", "image/gif",
+                       icon=":material/gif_box:")
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _synthetic_pca(_ex, fingerprint: str, seed: int):
+    z = _ex.sample_latents(SYNTHETIC_N, seed, 1.0)
+    return _ex.map_pca.transform(_ex.map_points(z))[:, :2]
+
+
+def map_coords(ex, method: str, seed: int = 0) -> np.ndarray:
+    """Map coordinates (PCA instantly; t-SNE / UMAP with a progress bar and an on-disk cache)."""
+    if method == "pca":
+        return ex.map_pca.transform(ex.enc.points)[:, :2]
+    label = {"tsne": "t-SNE (openTSNE)", "umap": "UMAP"}[method]
+    if method == "umap" and not maps.umap_ready():
+        label += " — compiling its kernels first (once per server start)"
+    bar = st.progress(0.0, text=f"{label}…")
+    coords = maps.cached_project(ex.enc.points, method, seed, ex.enc.fingerprint,
+                                 progress=lambda f, m: bar.progress(min(1.0, f), text=m))
+    bar.empty()
+    return coords
+
+
+def map_panel(ex) -> None:
+    """Projection with colour, hover, click → slice + reconstruction + neighbours, CSV, samples."""
+    meta = ex.enc.meta
+    c1, c2, c3 = st.columns([2, 2, 2])
+    method = c1.radio("Projection", list(maps.METHODS), horizontal=True, key=state.LATENT_MAP_METHOD,
+                      format_func={"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}.get)
+    colour = c2.selectbox("Colour by", list(COLOUR_BY), format_func=COLOUR_BY.get, key=state.LATENT_MAP_COLOUR)
+    synthetic = None
+    with c3:
+        if method == "pca":
+            show = st.toggle(f"Project {SYNTHETIC_N} synthetic samples", key="latent_map_synthetic",
+                             disabled=not ex.can_sample,
+                             help="Do the model's samples cover the real distribution?" if ex.can_sample
+                             else "The VQ-VAE's prior is not trained: no samples.")
+            if show and ex.can_sample:
+                synthetic = _synthetic_pca(ex, ex.enc.fingerprint, 0)
+        else:
+            st.caption("Synthetic samples are projected into the PCA map (t-SNE and UMAP cannot place new points "
+                       "without refitting).")
+    try:
+        coords = map_coords(ex, method)
+    except UserError as exc:
+        st.error(str(exc))
+        return
+    selected = st.session_state.get(state.LATENT_SELECTED_ROW)
+    points = "means" if ex.model_type == "vae" else "pooled code embeddings"
+    fig = map_figure(meta, coords, colour, synthetic, selected,
+                     title=f"{ {'pca': 'PCA', 'tsne': 't-SNE', 'umap': 'UMAP'}[method]} of {len(meta)} latent {points}")
+    st.plotly_chart(fig, key=state.LATENT_MAP_CHART, on_select=on_map_select, selection_mode="points",
+                    config={"scrollZoom": True})
+    e1, e2 = st.columns([2, 3])
+    e1.number_input("Selected point (row id; or click a point)", min_value=0, max_value=len(meta) - 1, value=None,
+                    step=1, key=state.LATENT_SELECTED_ROW)
+    csv = maps.map_table(meta, coords, method).to_csv(index=False).encode()
+    e2.download_button("Export coordinates (CSV)", csv, f"{ex.enc.run_dir.name}-{method}.csv", "text/csv",
+                       icon=":material/download:")
+    selected = st.session_state.get(state.LATENT_SELECTED_ROW)
+    if selected is not None:
+        point_panel(ex, int(selected))
+
+
+def point_panel(ex, row: int) -> None:
+    """A map point: its real slice, its reconstruction and its 5 nearest real neighbours."""
+    meta = ex.enc.meta
+    info = meta.loc[row]
+    age = "?" if np.isnan(info["age"]) else f"{info['age']:.0f}"
+    st.subheader(f"Point {row}: {info['subject']}, slice {info['slice']}")
+    st.caption(f"age {age} · sex {info['sex'] or '?'} · site {info['site'] or '?'} · {info['split']} split")
+    neighbours, distances = maps.nearest_neighbours(ex.enc.points, row, 5)
+    real = ex.enc.images([row])[0]
+    recon = ex.reconstruct_rows([row])[0]
+    factor = max(1, 192 // ex.image_size)
+    cols = st.columns(7)
+    cols[0].image(png_bytes(np.repeat(np.repeat(real, factor, 0), factor, 1)), caption="real slice", output_format="PNG")
+    cols[1].image(png_bytes(np.repeat(np.repeat(recon, factor, 0), factor, 1)), caption="reconstruction",
+                  output_format="PNG")
+    images = ex.enc.images(neighbours)
+    for col, r, d, image in zip(cols[2:], neighbours, distances, images):
+        m = meta.loc[int(r)]
+        col.image(png_bytes(np.repeat(np.repeat(image, factor, 0), factor, 1)), output_format="PNG",
+                  caption=f"{m['subject']} s{m['slice']} · d {d:.2f}")
+    st.button("Explore from this slice (sliders tab)", on_click=start_from_row, args=(ex, row), key="latent_from_point")
