@@ -83,10 +83,10 @@ def fit_pca(x, k: int = 10, seed: int = 0) -> PCA:
         raise UserError(f"PCA needs at least 2 points, got {n}")
     k = int(max(1, min(k, d, n - 1)))
     mean = x.mean(axis=0, dtype="float64")
-    xc = (x - mean).astype("float32")
-    total = float((xc.astype("float64") ** 2).sum() / (n - 1)) or 1.0
+    xc = (x - mean.astype("float32"))
     if d <= 2048:
         cov = (xc.T @ xc).astype("float64") / (n - 1)
+        total = float(np.trace(cov)) or 1.0
         values, vectors = np.linalg.eigh(cov)
         order = np.argsort(values)[::-1][:k]
         variances = np.clip(values[order], 0, None)
@@ -94,6 +94,7 @@ def fit_pca(x, k: int = 10, seed: int = 0) -> PCA:
     else:
         from sklearn.utils.extmath import randomized_svd
 
+        total = float(np.einsum("ij,ij->", xc, xc, dtype="float64") / (n - 1)) or 1.0
         _, s, vt = randomized_svd(xc, n_components=k, n_iter=4, random_state=seed)
         variances = s.astype("float64") ** 2 / (n - 1)
         components = vt.astype("float64")
