@@ -114,7 +114,7 @@ def launch_training(dataset_dir: str | Path, model_type: str, preset: str, run_n
     """
     run = RunFolder.named(run_name, runs_dir)
     if resume:
-        return resume(run.path, overrides)
+        return _resume(run, overrides)
     config = make_config(dataset_dir, model_type, preset, overrides)
     _check_capacity(runs_dir, run)
     run.create(config)
@@ -127,7 +127,10 @@ def resume(run_dir: str | Path, overrides: dict | None = None) -> Path:
 
     ``overrides`` (e.g. ``{"epochs": 80}``) are checked like a new run's and stored first.
     """
-    run = RunFolder(run_dir)
+    return _resume(RunFolder(run_dir), overrides)
+
+
+def _resume(run: RunFolder, overrides: dict | None) -> Path:
     status = run.read_status()
     if status["state"] in runs.ACTIVE_STATES:
         raise UserError(f"run {run.name} is already {status['state']} (pid {status.get('pid')})")
