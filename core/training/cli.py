@@ -186,52 +186,38 @@ def _sample(args) -> int:
     return 0
 
 
-def evaluate_run(run_dir: Path, n_samples: int = 64, seed: int = 0) -> dict:
-    """Measure a trained run on its dataset's test split and write ``evaluation.json``.
-
-    Holds ``ssim`` and ``psnr`` (mean over test reconstructions, with ``_sd``), ``sharpness_ratio``
-    (Laplacian variance of ``n_samples`` samples ÷ that of the test slices), and the counts.
-    """
-    import numpy as np
-
-    from core.data.dataset import load_split_images
-    from core.evaluation import compute_psnr, compute_sharpness, compute_ssim
-    from core.atomic import write_json_atomic
-    from core.training import checkpoints, runs
-
-    run_dir = Path(run_dir)
-    config = runs.read_config(run_dir)
-    model = checkpoints.load_run_model(run_dir)
-    test = np.asarray(load_split_images(config["dataset"]["path"], "test"))
-    if len(test) == 0:
-        raise UserError(f"dataset {config['dataset']['path']} has no test images to evaluate on")
-    recon = model.reconstruct(test)[..., 0]
-    ssim, psnr = compute_ssim(test, recon), compute_psnr(test, recon)
-    finite = psnr[np.isfinite(psnr)]
-    result = {
-        "ssim": float(ssim.mean()), "ssim_sd": float(ssim.std()),
-        "psnr": float(finite.mean()) if len(finite) else float("inf"),
-        "psnr_sd": float(finite.std()) if len(finite) else 0.0,
-        "n_test": int(len(test)),
-    }
-    try:
-        samples = model.sample(n_samples, seed=seed)[..., 0]
-    except UserError:  # a VQ-VAE trained without its prior cannot sample
-        samples = None
-    if samples is not None:
-        result["sharpness_ratio"] = float(compute_sharpness(samples, test))
-        result["n_samples"] = int(n_samples)
-    write_json_atomic(run_dir / "evaluation.json", result)
-    return result
-
-
 def _evaluate(args) -> int:
-    if args.n_samples < 1:
-        raise UserError(f"--n-samples must be at least 1, got {args.n_samples}")
-    result = evaluate_run(args.run_dir, args.n_samples, args.seed)
-    print(json.dumps(result), file=sys.stderr)
+    from core.evaluation.run import evaluate_run
+
+    if args.n_samples < 8:
+        raise UserError(f"--n-samples must be at least 8, got {args.n_samples}")
+    progress = None if args.quiet else _TqdmStages()
+    try:
+        result = evaluate_run(args.run_dir, args.n_samples, args.seed, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
+    headline = {k: (v.get("mean", v.get("accuracy")) if isinstance(v, dict) else v)
+                for k, v in result.items() if k in ("ssim", "psnr", "ms_ssim_synthetic", "ms_ssim_real", "frechet", "c2st")}
+    print(json.dumps(headline), file=sys.stderr)
     print(Path(args.run_dir) / "evaluation.json")
     return 0
+
+
+class _TqdmStages:
+    """``progress(fraction, message)`` of the evaluator -> one tqdm bar in percent."""
+
+    def __init__(self):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=100, desc="evaluate", unit="%", dynamic_ncols=True)
+
+    def __call__(self, fraction: float, message: str) -> None:
+        self.bar.update(max(0, round(100 * fraction) - self.bar.n))
+        self.bar.set_postfix_str(message)
+
+    def close(self):
+        self.bar.close()
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -285,6 +271,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     evaluate = commands.add_parser("evaluate", help="measure a run on its test split, write RUN_DIR/evaluation.json")
     evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    evaluate.add_argument("--n-samples", type=int, default=64, help="samples for the sharpness ratio")
+    evaluate.add_argument("--n-samples", type=int, default=256, help="synthetic samples for the sample-based figures")
     evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(handler=_evaluate)

@@ -1,0 +1,331 @@
+"""Blinded reader study: studies, their fixed image sets, and answers in SQLite (WAL).
+
+Everything lives under ``<runs folder>/.reader_study/``: ``answers.sqlite`` (WAL mode) and
+one ``<study id>.npz`` per study with its images, so a study keeps working when its run is
+deleted.  A study is a run, a mode (``single``: real or synthetic + confidence 1–4;
+``2afc``: a real and a synthetic slice side by side, pick the real one), an image count, a
+real share and a seed.  Each reviewer sees the study's items in their own random order.
+
+Answers are one row each, written at once (autocommit), with the primary key
+``(study, reviewer, item)``: a double click or a resubmit is ignored, never stored twice.
+Each call opens its own connection, so threads, Streamlit sessions and processes can write
+side by side; SQLite's lock plus a busy timeout serialises them.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+import secrets
+import sqlite3
+import time
+import unicodedata
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import UserError
+
+__all__ = ["MODES", "STUDY_DIR", "DB_NAME", "StudyStore", "validate_reviewer"]
+
+MODES = ("single", "2afc")
+STUDY_DIR = ".reader_study"
+DB_NAME = "answers.sqlite"
+_REVIEWER_RE = re.compile(r"^[\w][\w .'\-]{0,39}$")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS studies (
+    study_id TEXT PRIMARY KEY, run TEXT NOT NULL, run_path TEXT NOT NULL, mode TEXT NOT NULL,
+    n_items INTEGER NOT NULL, real_share REAL NOT NULL, seed INTEGER NOT NULL,
+    model_epoch INTEGER, image_size INTEGER NOT NULL, created TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS items (
+    study_id TEXT NOT NULL, item_id INTEGER NOT NULL, truth TEXT NOT NULL, source TEXT NOT NULL,
+    PRIMARY KEY (study_id, item_id)
+);
+CREATE TABLE IF NOT EXISTS answers (
+    study_id TEXT NOT NULL, reviewer TEXT NOT NULL, item_id INTEGER NOT NULL,
+    truth TEXT NOT NULL, answer TEXT NOT NULL, confidence INTEGER, response_ms INTEGER,
+    run TEXT NOT NULL, model_epoch INTEGER, answered_at TEXT NOT NULL,
+    PRIMARY KEY (study_id, reviewer, item_id)
+);
+"""
+
+
+def validate_reviewer(name) -> str:
+    """A reviewer name: letters, digits, space, ``. ' - _``, 1–40 characters; returns it trimmed.
+
+    >>> validate_reviewer("  Dr. Anna Müller ")
+    'Dr. Anna Müller'
+    """
+    text = unicodedata.normalize("NFC", str(name or "")).strip()
+    if not text:
+        raise UserError("enter your name (letters, digits, spaces, . ' - _) to start the study")
+    if not _REVIEWER_RE.fullmatch(text):
+        bad = sorted({c for c in text if not (c.isalnum() or c in " .'-_")})
+        shown = ", ".join(repr(c) for c in bad) or "its first character"
+        raise UserError(f"reviewer name {text[:40]!r} is not allowed ({shown}): use 1–40 letters, digits, "
+                        "spaces and . ' - _, starting with a letter or digit")
+    return text
+
+
+def _order_seed(seed: int, reviewer: str) -> list[int]:
+    digest = hashlib.sha256(reviewer.encode()).digest()
+    return [int(seed), int.from_bytes(digest[:8], "little")]
+
+
+class StudyStore:
+    """The reader-study database and image sets under ``runs_dir/.reader_study``.
+
+    Args:
+        runs_dir: the runs folder (default :func:`core.settings.runs_dir`).
+        timeout: seconds to wait for another writer's lock before reporting the database busy.
+    """
+
+    def __init__(self, runs_dir: str | Path | None = None, timeout: float = 10.0):
+        from core import settings
+
+        self.runs_dir = Path(runs_dir) if runs_dir is not None else settings.runs_dir()
+        self.root = self.runs_dir / STUDY_DIR
+        self.path = self.root / DB_NAME
+        self.timeout = timeout
+        self._ready = False
+
+    # ------------------------------------------------------------------ connection
+    @contextmanager
+    def _connect(self, write: bool = False):
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create the reader-study folder {self.root}: {exc}") from exc
+        con = None
+        try:
+            con = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+            con.row_factory = sqlite3.Row
+            if not self._ready:
+                mode = con.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise UserError(f"scores database {self.path} cannot use WAL mode (got {mode})")
+                con.executescript(_SCHEMA)
+                self._ready = True
+            con.execute("PRAGMA synchronous=NORMAL")
+            if write:
+                con.execute("BEGIN IMMEDIATE")
+            yield con
+            if write:
+                con.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            _rollback(con)
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise UserError(f"the scores database {self.path} is locked by another program; nothing was "
+                                "saved — try again in a moment") from exc
+            raise UserError(f"the scores database {self.path} cannot be used: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            _rollback(con)
+            raise UserError(f"the scores database {self.path} is corrupt ({exc}): move it away to start a new "
+                            "one (the answers in it stay in that file)") from exc
+        except BaseException:
+            _rollback(con)
+            raise
+        finally:
+            if con is not None:
+                con.close()
+
+    # ------------------------------------------------------------------ studies
+    def create_study(self, run_dir: str | Path, mode: str = "single", n_items: int = 20,
+                     real_share: float = 0.5, seed: int = 0, model=None) -> dict:
+        """Draw a study's images (test slices + samples), store them and return the study.
+
+        Raises UserError for a bad mode, count or share, a run without a model, and a study
+        that needs more real slices than the test split has.
+        """
+        from core.evaluation.run import run_context
+        from core.training import checkpoints, runs
+
+        if mode not in MODES:
+            raise UserError(f"mode must be one of {MODES}, got {mode!r}")
+        if isinstance(n_items, bool) or not isinstance(n_items, (int, np.integer)) or not 2 <= n_items <= 1000:
+            raise UserError(f"image count must be a whole number from 2 to 1000, got {n_items!r}")
+        if not 0.0 <= float(real_share) <= 1.0:
+            raise UserError(f"real share must lie in [0, 1], got {real_share}")
+        run_dir = Path(run_dir)
+        if not (run_dir / runs.CONFIG).is_file():
+            raise UserError(f"run {run_dir.name} no longer exists (or is not a run folder): pick another run")
+        context = run_context(run_dir)
+        test = context["test"]["images"]
+        n_items = int(n_items)
+        if mode == "single":
+            n_real = int(round(n_items * float(real_share)))
+            n_syn = n_items - n_real
+        else:
+            n_real = n_syn = n_items
+            real_share = 0.5
+        if n_real > len(test):
+            raise UserError(f"the study asks for {n_real} real slices but the test split of run {run_dir.name} "
+                            f"has only {len(test)}: lower the count or the real share")
+        model = model or checkpoints.load_run_model(run_dir)
+        rng = np.random.default_rng(seed)
+        real_idx = np.sort(rng.choice(len(test), n_real, replace=False))
+        synthetic = np.asarray(model.sample(n_syn, seed=seed))[..., 0] if n_syn else np.zeros((0, *test.shape[1:]))
+        real = np.asarray(test[real_idx], dtype=np.float32)
+        if mode == "single":
+            images = np.concatenate([real, synthetic]).astype(np.float32)
+            truth = ["real"] * n_real + ["synthetic"] * n_syn
+            source = [f"test:{i}" for i in real_idx] + [f"sample:{i}" for i in range(n_syn)]
+            arrays = {"images": images}
+        else:
+            real_left = rng.random(n_items) < 0.5
+            left = np.where(real_left[:, None, None], real, synthetic).astype(np.float32)
+            right = np.where(real_left[:, None, None], synthetic, real).astype(np.float32)
+            truth = ["left" if r else "right" for r in real_left]
+            source = [f"test:{i}|sample:{k}" for k, i in enumerate(real_idx)]
+            arrays = {"left": left, "right": right}
+        study_id = f"{run_dir.name[:40]}-{mode}-{secrets.token_hex(3)}"
+        study = {"study_id": study_id, "run": run_dir.name, "run_path": str(run_dir.resolve()), "mode": mode,
+                 "n_items": n_items, "real_share": float(real_share), "seed": int(seed),
+                 "model_epoch": runs.read_status(run_dir).get("epoch"), "image_size": int(test.shape[1]),
+                 "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        from core.atomic import atomic_path
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.root / f"{study_id}.npz", suffix=".npz") as tmp:
+            np.savez_compressed(tmp, **arrays)
+        with self._connect(write=True) as con:
+            con.execute("INSERT INTO studies VALUES (:study_id, :run, :run_path, :mode, :n_items, :real_share, "
+                        ":seed, :model_epoch, :image_size, :created)", study)
+            con.executemany("INSERT INTO items VALUES (?, ?, ?, ?)",
+                            [(study_id, i, t, s) for i, (t, s) in enumerate(zip(truth, source))])
+        return study
+
+    def list_studies(self) -> list[dict]:
+        """Every study, newest first, with its answer and reviewer counts."""
+        if not self.path.is_file():
+            return []
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT s.*, (SELECT COUNT(*) FROM answers a WHERE a.study_id = s.study_id) AS n_answers, "
+                "(SELECT COUNT(DISTINCT reviewer) FROM answers a WHERE a.study_id = s.study_id) AS n_reviewers "
+                "FROM studies s ORDER BY s.rowid DESC").fetchall()
+        return [dict(r) for r in rows]
+
+    def get_study(self, study_id: str) -> dict:
+        """One study's settings; UserError if unknown."""
+        with self._connect() as con:
+            row = con.execute("SELECT * FROM studies WHERE study_id = ?", (study_id,)).fetchone()
+        if row is None:
+            raise UserError(f"there is no reader study {study_id!r}")
+        study = dict(row)
+        study["run_exists"] = Path(study["run_path"]).is_dir()
+        return study
+
+    def study_images(self, study_id: str) -> dict[str, np.ndarray]:
+        """The study's images: ``{"images": (n, H, W)}`` (single) or ``{"left", "right"}`` (2AFC)."""
+        path = self.root / f"{study_id}.npz"
+        try:
+            with np.load(path) as data:
+                return {k: data[k] for k in data.files}
+        except (OSError, ValueError) as exc:
+            raise UserError(f"the images of study {study_id} ({path}) are missing or corrupt: create the study "
+                            "again") from exc
+
+    # ------------------------------------------------------------------ answering
+    def order(self, study_id: str, reviewer: str) -> list[int]:
+        """The item ids in this reviewer's random (but repeatable) order."""
+        study = self.get_study(study_id)
+        rng = np.random.default_rng(_order_seed(study["seed"], validate_reviewer(reviewer)))
+        return [int(i) for i in rng.permutation(study["n_items"])]
+
+    def answered(self, study_id: str, reviewer: str) -> set[int]:
+        with self._connect() as con:
+            rows = con.execute("SELECT item_id FROM answers WHERE study_id = ? AND reviewer = ?",
+                               (study_id, validate_reviewer(reviewer))).fetchall()
+        return {int(r[0]) for r in rows}
+
+    def next_item(self, study_id: str, reviewer: str) -> dict | None:
+        """``{item_id, position, total}`` of the reviewer's first unanswered item, or None when done.
+
+        Resumes where the reviewer stopped: answered items are skipped.
+        """
+        order = self.order(study_id, reviewer)
+        done = self.answered(study_id, reviewer)
+        for position, item_id in enumerate(order):
+            if item_id not in done:
+                return {"item_id": item_id, "position": len(done), "total": len(order)}
+        return None
+
+    def record_answer(self, study_id: str, reviewer: str, item_id: int, answer: str,
+                      confidence: int | None = None, response_ms: int | None = None) -> bool:
+        """Store one answer at once; True if stored, False if this reviewer had already answered it."""
+        reviewer = validate_reviewer(reviewer)
+        study = self.get_study(study_id)
+        allowed = ("real", "synthetic") if study["mode"] == "single" else ("left", "right")
+        if answer not in allowed:
+            raise UserError(f"answer must be one of {allowed}, got {answer!r}")
+        if confidence is not None:
+            if isinstance(confidence, bool) or int(confidence) != confidence or not 1 <= int(confidence) <= 4:
+                raise UserError(f"confidence must be 1, 2, 3 or 4, got {confidence!r}")
+            confidence = int(confidence)
+        elif study["mode"] == "single":
+            raise UserError("choose a confidence from 1 (guess) to 4 (certain)")
+        response_ms = None if response_ms is None else max(0, int(response_ms))
+        with self._connect(write=True) as con:
+            item = con.execute("SELECT truth FROM items WHERE study_id = ? AND item_id = ?",
+                               (study_id, int(item_id))).fetchone()
+            if item is None:
+                raise UserError(f"study {study_id} has no image {item_id}")
+            cursor = con.execute(
+                "INSERT OR IGNORE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (study_id, reviewer, int(item_id), item["truth"], answer, confidence, response_ms,
+                 study["run"], study["model_epoch"], time.strftime("%Y-%m-%dT%H:%M:%S")))
+            return cursor.rowcount == 1
+
+    # ------------------------------------------------------------------ results
+    def answers(self, study_id: str, reviewer: str | None = None) -> list[dict]:
+        """Answer rows of a study (optionally of one reviewer), in the order they were given."""
+        query = "SELECT * FROM answers WHERE study_id = ?"
+        params: tuple = (study_id,)
+        if reviewer is not None:
+            query += " AND reviewer = ?"
+            params += (validate_reviewer(reviewer),)
+        with self._connect() as con:
+            rows = con.execute(query + " ORDER BY answered_at, rowid", params).fetchall()
+        return [dict(r) for r in rows]
+
+    def results(self, study_id: str, half_widths=(0.10, 0.05)) -> dict:
+        """Per-reviewer and pooled statistics, agreement, and the answers needed per interval width."""
+        from core.evaluation.study_stats import agreement, answers_needed, summarise_answers
+
+        study = self.get_study(study_id)
+        rows = self.answers(study_id)
+        reviewers = sorted({r["reviewer"] for r in rows})
+        pooled = summarise_answers(rows, study["mode"])
+        return {
+            "study": study, "pooled": pooled,
+            "per_reviewer": {name: summarise_answers([r for r in rows if r["reviewer"] == name], study["mode"])
+                             for name in reviewers},
+            "agreement": agreement(rows),
+            "answers_needed": {f"±{round(h * 100)} %": answers_needed(h, 0.5) for h in half_widths},
+        }
+
+    def export_csv(self, study_id: str) -> str:
+        """All answers of a study as CSV text (one row per answer, with a ``correct`` column)."""
+        rows = self.answers(study_id)
+        out = io.StringIO()
+        fields = ["study_id", "reviewer", "item_id", "truth", "answer", "correct", "confidence", "response_ms",
+                  "run", "model_epoch", "answered_at"]
+        writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({**{k: r.get(k) for k in fields}, "correct": int(r["truth"] == r["answer"])})
+        return out.getvalue()
+
+
+def _rollback(con):
+    if con is not None and con.in_transaction:
+        try:
+            con.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass

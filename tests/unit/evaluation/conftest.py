@@ -1,0 +1,109 @@
+"""Fixtures for the evaluation tests: a larger tiny dataset, real-like slices, noise and blanks."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+import pytest
+
+
+
+def make_position_dataset(out_dir, size=32, subjects=(12, 1, 8), slices=8, seed=3):
+    """A dataset whose content follows the slice position, like axial brain slices do.
+
+    The head shrinks and the 'ventricles' fade from the first to the last slice of each
+    subject; three sites differ in contrast.  Written by the real dataset writer.
+    """
+    from core.data.dataset import SPLITS, write_dataset
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[-1 : 1 : size * 1j, -1 : 1 : size * 1j]
+    splits, info, number = {}, {}, 0
+    for name, count in zip(SPLITS, subjects):
+        images, rows, ids = [], [], []
+        for _ in range(count):
+            number += 1
+            site = ("Guys", "HH", "IOP")[number % 3]
+            sid = f"E{number:03d}-{site}"
+            ids.append(sid)
+            info[sid] = {"age": 30.0 + number, "sex": "MF"[number % 2], "site": site}
+            scale = rng.uniform(0.9, 1.05)
+            for i in range(slices):
+                t = i / (slices - 1)
+                a, b = scale * (0.85 - 0.35 * t), scale * (0.75 - 0.3 * t)
+                head = ((xx / a) ** 2 + (yy / b) ** 2) < 1
+                ventricle = ((xx / (0.2 * (1 - t) + 0.01)) ** 2 + (yy / 0.3) ** 2) < 1
+                contrast = {"Guys": 0.8, "HH": 0.7, "IOP": 0.9}[site]
+                image = contrast * head - 0.5 * ventricle * head + rng.normal(0, 0.02, (size, size))
+                images.append(np.clip(image, 0, 1))
+                rows.append([sid, 100 + i])
+        splits[name] = {"images": np.array(images, np.float32), "subjects": ids, "slices": rows}
+    spec = {"axis": "axial", "start": 100, "stop": 100 + slices, "size": size}
+    return write_dataset(out_dir, spec, splits, dataset_hash=f"pos{size}-{seed}", extra={"subjects": info})
+
+
+@pytest.fixture(scope="session")
+def eval_dataset(tmp_path_factory):
+    """A 32-px dataset: 96 train, 8 val and 64 test slices (12 / 1 / 8 subjects, 3 sites)."""
+    return make_position_dataset(tmp_path_factory.mktemp("eval_ds") / "ds")
+
+
+@pytest.fixture(scope="session")
+def real_test(eval_dataset):
+    from core.data.dataset import load_split_images
+
+    return np.asarray(load_split_images(eval_dataset, "test"))
+
+
+@pytest.fixture(scope="session")
+def real_train(eval_dataset):
+    from core.data.dataset import load_split_images
+
+    return np.asarray(load_split_images(eval_dataset, "train"))
+
+
+@pytest.fixture(scope="session")
+def noise(real_test):
+    return np.random.default_rng(9).random(real_test.shape).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def blank(real_test):
+    return np.zeros_like(real_test)
+
+
+def _training_conftest():
+    """The training tests' conftest, for its TINY_VAE / TINY_VQVAE configs (one source of truth)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "training" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("_training_conftest", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def trained_vae(tmp_path_factory, tiny_dataset):
+    """A finished 2-epoch tiny VAE run on the 32-px tiny dataset."""
+    from core.training import runs, trainer
+
+    config = _training_conftest().TINY_VAE
+    run_dir = runs.prepare_run(tmp_path_factory.mktemp("runs") / "vae-tiny", tiny_dataset, "vae", "demo", config)
+    trainer.train_run(run_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def trained_vqvae(tmp_path_factory, tiny_dataset):
+    """A finished tiny VQ-VAE run (2 epochs) with its prior (2 epochs)."""
+    from core.training import runs, trainer
+
+    config = _training_conftest().TINY_VQVAE
+    run_dir = runs.prepare_run(tmp_path_factory.mktemp("runs") / "vq-tiny", tiny_dataset, "vqvae", "demo", config)
+    trainer.train_run(run_dir)
+    return run_dir

@@ -1,0 +1,112 @@
+"""The run evaluator and ``python -m core evaluate``: contract keys, sanity of the figures, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from core import settings
+from core.errors import UserError
+
+CONTRACT = ("ssim", "psnr", "ms_ssim_synthetic", "ms_ssim_real", "frechet", "c2st", "n_samples")
+
+
+def _headline(value):
+    return value.get("mean", value.get("accuracy")) if isinstance(value, dict) else value
+
+
+def _train(tmp_path_factory, dataset, epochs, name):
+    from core.training import runs, trainer
+
+    overrides = {"filters": [8, 16], "latent_dim": 8, "batch_size": 32, "epochs": epochs,
+                 "warmup_epochs": 1, "learning_rate": 3e-3}
+    run_dir = runs.prepare_run(tmp_path_factory.mktemp("evalruns") / name, dataset, "vae", "demo", overrides)
+    trainer.train_run(run_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def short_and_long(tmp_path_factory, eval_dataset):
+    return (_train(tmp_path_factory, eval_dataset, 1, "vae-1ep"),
+            _train(tmp_path_factory, eval_dataset, 15, "vae-15ep"))
+
+
+def test_evaluation_json_holds_the_contract(short_and_long):
+    from core.evaluation.run import evaluate_run, read_evaluation
+
+    run_dir = short_and_long[1]
+    result = evaluate_run(run_dir, n_samples=32)
+    assert read_evaluation(run_dir) == json.loads(json.dumps(result))
+    for key in CONTRACT:
+        assert key in result, key
+    assert 0 <= _headline(result["ssim"]) <= 1 and _headline(result["psnr"]) > 0
+    assert 0 <= _headline(result["c2st"]) <= 1 and result["n_samples"] == 32
+    assert result["ms_ssim_setting"]["scales"] == 2  # 32 px
+    assert set(result["ssim"]["per_site"]) == {"Guys", "HH", "IOP"}
+    assert result["fd_own_encoder"]["label"] == "FD (own encoder)"
+    assert result["fd_slice_position_net"]["label"] == "FD (slice-position net)"
+    assert result["mmd_handcrafted"]["label"] == "MMD (handcrafted)"
+    assert "FID" not in json.dumps(result).replace("not FID", "")
+    assert result["anomaly"]["label"].startswith("synthetic check") and 0 <= result["anomaly"]["auroc"] <= 1
+    assert len(result["memorisation"]["nearest_index"]) == 32
+    assert result["frechet"]["real_halves"] < result["frechet"]["mean"]
+
+
+def test_longer_training_scores_better_than_one_epoch(short_and_long):
+    from core.evaluation.run import evaluate_run
+
+    short, long = (evaluate_run(r, n_samples=32, write=False) for r in short_and_long)
+    # The slice-position net is trained on the same data with the same seed for both runs,
+    # so its Fréchet distances are comparable across models (own-encoder ones are not).
+    assert long["frechet"]["mean"] < short["frechet"]["mean"]
+    assert long["mmd_handcrafted"]["value"] < short["mmd_handcrafted"]["value"]
+    assert _headline(long["ssim"]) > _headline(short["ssim"])
+
+
+def test_vqvae_without_prior_reports_no_samples_but_reconstructions(trained_vqvae, tmp_path):
+    import shutil
+
+    from core.evaluation.run import evaluate_run
+
+    run_dir = tmp_path / "vq-noprior"
+    shutil.copytree(trained_vqvae, run_dir)
+    (run_dir / "prior.keras").unlink()
+    result = evaluate_run(run_dir, n_samples=8)
+    assert result["n_samples"] == 0 and result["c2st"]["accuracy"] is None
+    assert "prior" in result["samples_unavailable"] and 0 <= result["ssim"]["mean"] <= 1
+
+
+def test_no_test_split_is_a_clear_user_error(tmp_path, tiny_dataset):
+    from core.training import runs
+    from helpers import make_tiny_dataset
+
+    dataset = make_tiny_dataset(tmp_path / "ds", per_split=(16, 8, 0))
+    run_dir = runs.prepare_run(tmp_path / "r", dataset, "vae", "demo", {"filters": [8, 16], "latent_dim": 8})
+    from core.evaluation.run import evaluate_run
+
+    with pytest.raises(UserError, match="no test images"):
+        evaluate_run(run_dir)
+
+
+def _cli(*args, timeout=300):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, "-m", "core", *map(str, args)], cwd=settings.REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_cli_writes_evaluation_json_and_exits_2_on_user_error(trained_vae, tmp_path):
+    result = _cli("evaluate", trained_vae, "--n-samples", 8, "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(trained_vae / "evaluation.json")
+    stored = json.loads((trained_vae / "evaluation.json").read_text())
+    assert {"ssim", "psnr", "c2st", "frechet"} <= set(stored)
+    bad = _cli("evaluate", tmp_path, "--quiet")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert [line for line in bad.stderr.splitlines() if line.startswith("error:")]
+    few = _cli("evaluate", trained_vae, "--n-samples", 2)
+    assert few.returncode == 2 and "at least 8" in few.stderr
