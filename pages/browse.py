@@ -3,7 +3,7 @@
 import numpy as np
 import streamlit as st
 
-from core.data.slices import AXES, preview_indices, range_yield, thesis_spec
+from core.data.slices import AXES, middle_range, preview_indices, range_yield, thesis_spec
 from core.errors import UserError
 from core.viz.images import auto_window
 from ui import data, state
@@ -11,14 +11,15 @@ from ui import data, state
 st.title("Browse")
 
 try:
-    entries, cohort, notes, is_demo, source = data.cohort()
+    found, is_demo = data.cohort()
 except UserError as exc:
     st.error(str(exc))
     st.stop()
+entries, cohort = found.entries, found.table
 if is_demo:
     st.info("**Synthetic demo cohort** — deformed MNI152 templates with simulated age, sex and site "
             "effects, not real patients. Choose *Folder or IXI-T1.tar* in the sidebar for real IXI.")
-for note in notes:
+for note in found.notes:
     st.caption(f"Demographics: {note}")
 by_id = {e.subject_id: e for e in entries}
 
@@ -35,7 +36,7 @@ with st.expander(f"Subjects ({len(cohort)})", expanded=True):
     ) & (cohort["age"].between(*age_range) | cohort["age"].isna())
     shown = cohort[keep].reset_index(drop=True)
     picked = st.dataframe(shown, on_select="rerun", selection_mode="single-row", hide_index=True,
-                          height=180, width="stretch", key="subject_table")
+                          height=180, width="stretch", key=state.SUBJECT_TABLE)
     if picked.selection.rows:
         st.session_state[state.SUBJECT] = shown.iloc[picked.selection.rows[0]]["subject_id"]
 
@@ -77,7 +78,7 @@ VIEWS = (("axial", 2), ("coronal", 1), ("sagittal", 0))
 views = st.columns(3)
 for column, (axis, a) in zip(views, VIEWS):
     crosshair[a] = column.slider(f"{axis.capitalize()} slice", 0, volume.shape[a] - 1, crosshair[a],
-                                 key=f"cross_{subject}_{a}")
+                                 key=state.crosshair_slider(subject, a))
 st.session_state[state.CROSSHAIR] = (subject, tuple(crosshair))
 
 # --- Slice range (drawn on the views below) --------------------------------------------------
@@ -88,8 +89,7 @@ range_axis = st.session_state.setdefault(state.RANGE_AXIS, "axial")
 n_slices = volume.shape[AXES[range_axis]]
 current = st.session_state.get(state.RANGE)
 if not current or current[1] > n_slices or current[0] >= current[1]:
-    middle = n_slices // 2
-    st.session_state[state.RANGE] = (max(0, middle - 15), min(n_slices, middle + 15))
+    st.session_state[state.RANGE] = middle_range(n_slices)
 start, stop = st.session_state[state.RANGE]
 
 # --- Three planes ----------------------------------------------------------------------------
@@ -111,7 +111,7 @@ def _apply_thesis_preset():
     try:
         spec = thesis_spec(volume)
     except UserError as exc:
-        st.session_state["preset_error"] = str(exc)
+        st.session_state[state.PRESET_ERROR] = str(exc)
         return
     st.session_state[state.RANGE_AXIS] = spec.axis
     st.session_state[state.RANGE] = (spec.start, spec.stop)
@@ -122,7 +122,7 @@ r1.selectbox("Axis", list(AXES), key=state.RANGE_AXIS, on_change=lambda: st.sess
 r1.button("Thesis preset 160–190", on_click=_apply_thesis_preset,
           help="The 2023 thesis' choice: full-resolution IXI, slices 160–190 of the stored "
                "superior–inferior axis, 30 per volume, mapped to canonical indices.")
-if error := st.session_state.pop("preset_error", None):
+if error := st.session_state.pop(state.PRESET_ERROR, None):
     r1.warning(error)
 start, stop = r2.slider("Slices (start, stop — stop excluded)", 0, n_slices, key=state.RANGE)
 if stop <= start:

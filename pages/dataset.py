@@ -5,10 +5,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core.data.dataset import balance_table, build_dataset, list_datasets, load_split_images
-from core.data.slices import AXES, SliceSpec
+from core.data.cohort import build_cohort_dataset
+from core.data.dataset import balance_table, list_datasets, load_manifest, load_split_images
+from core.data.slices import AXES, DEFAULT_RANGE_SLICES, SliceSpec, middle_range
 from core.errors import UserError
-from core.viz.images import grid_png
+from core.viz.images import display_upscale, grid_png
 from ui import data, state
 
 st.title("Dataset")
@@ -17,22 +18,23 @@ st.caption("Slices of each subject go to exactly one split (train / validation /
            "(0.5–99.5 % percentiles); slices are padded to a square, never squashed.")
 
 try:
-    entries, cohort, notes, is_demo, source = data.cohort()
+    found, is_demo = data.cohort()
 except UserError as exc:
     st.error(str(exc))
     st.stop()
+entries = found.entries
 if is_demo:
     st.info("Building from the **synthetic demo cohort** (not real patients).")
 
 axis_default = st.session_state.get(state.CHOSEN_AXIS, "axial")
 range_default = st.session_state.get(state.CHOSEN_RANGE)
 c1, c2, c3, c4 = st.columns(4)
-axis = c1.selectbox("Axis", list(AXES), index=list(AXES).index(axis_default), key="ds_axis")
+axis = c1.selectbox("Axis", list(AXES), index=list(AXES).index(axis_default), key=state.DATASET_AXIS)
 if range_default is None or axis != axis_default:
-    st.caption("No range picked on the Browse page for this axis yet: using the middle 30 slices.")
+    st.caption(f"No range picked on the Browse page for this axis yet: using the middle "
+               f"{DEFAULT_RANGE_SLICES} slices.")
     first_shape = data.shapes(tuple(entries[:1]))[entries[0].subject_id]
-    middle = (first_shape[AXES[axis]] if not isinstance(first_shape, str) else 60) // 2
-    range_default = (max(0, middle - 15), middle + 15)
+    range_default = middle_range(first_shape[AXES[axis]] if not isinstance(first_shape, str) else 60)
 start = c2.number_input("Start slice", 0, 2048, int(range_default[0]))
 stop = c3.number_input("Stop slice (excluded)", 1, 2048, int(range_default[1]))
 size = c4.radio("Image size (px)", [64, 96, 128, 192, 256], index=2, key=state.DATASET_SIZE, horizontal=True,
@@ -55,8 +57,8 @@ st.markdown(f"**{spec.count} slices × {len(entries)} volumes** → up to "
 if st.button("Build dataset", type="primary"):
     bar = st.progress(0.0, text="starting…")
     try:
-        result = build_dataset(entries, spec, cohort, fractions=(train, val, test), seed=int(seed),
-                               progress=lambda f, msg: bar.progress(min(1.0, f), text=msg))
+        result = build_cohort_dataset(found, spec, fractions=(train, val, test), seed=int(seed),
+                                      progress=lambda f, msg: bar.progress(min(1.0, f), text=msg))
     except UserError as exc:
         st.error(str(exc))
     else:
@@ -69,15 +71,13 @@ if st.button("Build dataset", type="primary"):
 last = st.session_state.get(state.LAST_DATASET)
 if last and Path(last).is_dir():
     try:
-        from core.data.dataset import load_manifest
-
         manifest = load_manifest(last)
         st.subheader("Balance per split")
         st.dataframe(balance_table(manifest), hide_index=True, width="stretch")
         train_images = load_split_images(last, "train")
         if len(train_images):
             step = max(1, len(train_images) // 16)
-            st.image(grid_png(train_images[::step][:16], ncols=8, upscale=max(1, 128 // spec.size)),
+            st.image(grid_png(train_images[::step][:16], ncols=8, upscale=display_upscale(spec.size)),
                      caption="Training images (every {}th)".format(step), output_format="PNG")
         overlap = set(manifest["splits"]["train"]["subjects"]) & (
             set(manifest["splits"]["val"]["subjects"]) | set(manifest["splits"]["test"]["subjects"]))

@@ -5,6 +5,7 @@ from pathlib import Path
 import streamlit as st
 
 from core.data.dataset import list_datasets
+from core.models.presets import MODEL_TYPES, PRESET_NAMES
 from core.training import jobs, runs
 from ui import state, train_panel as panel
 
@@ -23,26 +24,26 @@ else:
         paths = [d["path"] for d in datasets]
         last = st.session_state.get(state.LAST_DATASET)
         dataset_path = st.selectbox(
-            "Dataset", paths, index=paths.index(last) if last in paths else 0, key="train_dataset",
+            "Dataset", paths, index=paths.index(last) if last in paths else 0, key=state.TRAIN_DATASET,
             format_func=lambda p: panel.dataset_label(datasets[paths.index(p)]),
             help="Built datasets (axis, slice range, image size, train/val/test images, hash).")
         c1, c2 = st.columns(2)
-        model_type = c1.radio("Model", ["vae", "vqvae"], horizontal=True, key="train_model",
+        model_type = c1.radio("Model", MODEL_TYPES, horizontal=True, key=state.TRAIN_MODEL,
                               format_func={"vae": "VAE", "vqvae": "VQ-VAE + PixelCNN prior"}.get,
                               help="VAE: smooth latent space. VQ-VAE: discrete codes, sharper; samples via its prior.")
-        preset = c2.radio("Preset", ["demo", "thesis", "quality"], horizontal=True, key="train_preset",
+        preset = c2.radio("Preset", PRESET_NAMES, horizontal=True, key=state.TRAIN_PRESET,
                           help="demo: 64 px, small, CPU minutes. thesis: the seed's 128 px network with our "
                                "loss fixes. quality: larger, for a GPU.")
         size = datasets[paths.index(dataset_path)]["spec"]["size"]
         st.caption(f"Images are {size} px (from the dataset); the network is the preset's.")
-        with st.form("train_form", border=False):
+        with st.form(state.TRAIN_FORM, border=False):
             overrides = panel.hyper_parameters(model_type, preset)
-            run_name = st.text_input("Run name", panel.default_run_name(model_type, preset), key="train_run_name",
+            run_name = st.text_input("Run name", runs.default_run_name(model_type, preset), key=state.TRAIN_RUN_NAME,
                                      help="Folder name of the run: letters, digits, '.', '_' and '-'.")
             submitted = st.form_submit_button("Launch", type="primary")
         if submitted:
             panel.launch(dataset_path, model_type, preset, run_name, overrides)
-        message = st.session_state.pop(panel.LAUNCH_MESSAGE, None)
+        message = st.session_state.pop(state.TRAIN_LAUNCH_MESSAGE, None)
         if message:
             (st.error if message[0] == "error" else st.success)(message[1])
 
@@ -53,16 +54,16 @@ if not all_runs:
     st.stop()
 
 names = [r["name"] for r in all_runs]
-if st.session_state.get(panel.RUN) not in names:
-    st.session_state[panel.RUN] = names[0]
+if st.session_state.get(state.TRAIN_RUN) not in names:
+    st.session_state[state.TRAIN_RUN] = names[0]
 st.subheader("Run")
-st.selectbox("Run", names, key=panel.RUN, label_visibility="collapsed")
+st.selectbox("Run", names, key=state.TRAIN_RUN, label_visibility="collapsed")
 active = any(r["state"] in runs.ACTIVE_STATES for r in all_runs)
 
 
 @st.fragment(run_every=2 if active else None)
 def live_run():
-    panel.run_panel(Path(runs.run_path(st.session_state[panel.RUN])))
+    panel.run_panel(Path(runs.run_path(st.session_state[state.TRAIN_RUN])))
 
 
 live_run()

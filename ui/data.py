@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
+from typing import NamedTuple
 
 import streamlit as st
 
 from core import settings
-from core.data.demographics import cohort_table, find_demographics, load_demographics
-from core.data.volumes import VolumeEntry, canonical_shape, load_volume, scan_source
+from core.data.cohort import Cohort, load_cohort
+from core.data.demographics import find_demographics
+from core.data.volumes import VolumeEntry, canonical_shape, load_volume
 from core.errors import UserError
 from core.data.slices import preview_slices
 from core.viz.images import grid_png, render_plane
@@ -29,9 +30,26 @@ def demo_folder() -> Path:
     return folder
 
 
-def current_source() -> tuple[Path, Path | None, bool]:
-    """(data source, demographics file or None, is_demo) chosen in the sidebar."""
-    kind = st.session_state.get(state.SOURCE_KIND, "folder" if settings.data_source() else "demo")
+#: Side in pixels of the slice thumbnails in the range preview.
+THUMBNAIL_PX = 96
+
+
+class Source(NamedTuple):
+    """What the sidebar names: a data source, an optional demographics file, is it the demo."""
+
+    path: Path
+    demographics: Path | None
+    is_demo: bool
+
+
+def default_source_kind() -> str:
+    """"folder" when LATENTBRAIN_DATA names a data source, else "demo"."""
+    return "folder" if settings.data_source() else "demo"
+
+
+def current_source() -> Source:
+    """The data source and demographics chosen in the sidebar (the demo cohort is built if needed)."""
+    kind = st.session_state.get(state.SOURCE_KIND, default_source_kind())
     if kind == "folder":
         text = (st.session_state.get(state.SOURCE_PATH) or "").strip()
         if not text:
@@ -45,8 +63,7 @@ def current_source() -> tuple[Path, Path | None, bool]:
     else:
         source = demo_folder()
     demographics_text = (st.session_state.get(state.DEMOGRAPHICS_PATH) or "").strip()
-    demographics = Path(demographics_text).expanduser() if demographics_text else find_demographics(source)
-    return source, demographics, kind == "demo"
+    return Source(source, Path(demographics_text).expanduser() if demographics_text else None, kind == "demo")
 
 
 def _mtime(path: Path | None) -> int:
@@ -57,29 +74,16 @@ def _mtime(path: Path | None) -> int:
 
 
 @st.cache_data(show_spinner="Scanning volumes…", max_entries=8)
-def _cohort(source: str, demographics: str | None, _mtimes: tuple):
-    entries = scan_source(source)
-    table, notes = (None, [])
-    if demographics:
-        table, notes = load_demographics(demographics)
-    return entries, cohort_table(entries, table), notes
+def _cohort(source: str, demographics: str | None, _mtimes: tuple) -> Cohort:
+    return load_cohort(source, demographics)
 
 
-def cohort():
-    """(entries, cohort table, notes, is_demo, source) for the current data source."""
-    source, demographics, is_demo = current_source()
-    entries, table, notes = _cohort(str(source), str(demographics) if demographics else None,
-                                    (_mtime(source), _mtime(demographics)))
-    return entries, table, notes, is_demo, source
-
-
-def save_upload(name: str, data: bytes) -> Path:
-    """Keep an uploaded file on this machine (never sent anywhere) under the cache dir."""
-    safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in Path(name).name) or "upload.nii.gz"
-    folder = settings.cache_dir() / "uploads" / hashlib.sha256(data).hexdigest()[:16]
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / safe).write_bytes(data)
-    return folder
+def cohort() -> tuple[Cohort, bool]:
+    """(cohort of the current data source, is it the synthetic demo) — see core.data.cohort."""
+    source = current_source()
+    mtimes = (_mtime(source.path), _mtime(source.demographics or find_demographics(source.path)))
+    found = _cohort(str(source.path), str(source.demographics) if source.demographics else None, mtimes)
+    return found, source.is_demo
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading volume…")
@@ -112,4 +116,5 @@ def plane_png(entry: VolumeEntry, axis: str, index: int, level: float, width: fl
 @st.cache_data(max_entries=256, show_spinner=False)
 def thumbnails(entry: VolumeEntry, axis: str, indices: tuple, radiological: bool) -> bytes:
     """A row of slice thumbnails (PNG) scaled like the dataset, for the range preview."""
-    return grid_png(preview_slices(volume(entry), axis, indices, 96, radiological), ncols=len(indices))
+    return grid_png(preview_slices(volume(entry), axis, indices, THUMBNAIL_PX, radiological),
+                    ncols=len(indices))

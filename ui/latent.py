@@ -13,7 +13,7 @@ from core.errors import UserError
 from core.latent import maps
 from core.latent.view import ViewState, parse_view
 from core.viz.latent import COLOUR_BY, compare_png, gif_bytes, map_figure, strip_png
-from core.viz.images import grid_png, png_bytes
+from core.viz.images import display_upscale, grid_png, png_bytes
 from ui import state
 
 GRID_N = 16
@@ -274,7 +274,7 @@ def samples_panel(ex) -> None:
     except UserError as exc:
         st.error(str(exc))
         return
-    factor = max(1, 128 // ex.image_size)
+    factor = display_upscale(ex.image_size)
     cols = st.columns(8)
     for i, image in enumerate(images):
         with cols[i % 8]:
@@ -318,7 +318,7 @@ def interpolation_panel(ex) -> None:
     except UserError as exc:
         st.error(str(exc))
         return
-    factor = max(1, 128 // ex.image_size)
+    factor = display_upscale(ex.image_size)
     png = strip_png(strip, factor)
     st.image(png, output_format="PNG", caption=f"{name_a} → {name_b}, {mode}, {steps} steps")
     d1, d2 = st.columns(2)

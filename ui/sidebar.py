@@ -5,14 +5,15 @@ from __future__ import annotations
 import streamlit as st
 
 from core import settings
+from core.data.cohort import save_upload
 from ui import state
-from ui.data import save_upload
+from ui.data import default_source_kind
 
 
 def data_source_sidebar() -> None:
     """Let the user choose the demo cohort, a folder / IXI-T1.tar, or an uploaded file."""
     env_source = settings.data_source()
-    st.session_state.setdefault(state.SOURCE_KIND, "folder" if env_source else "demo")
+    st.session_state.setdefault(state.SOURCE_KIND, default_source_kind())
     st.session_state.setdefault(state.SOURCE_PATH, str(env_source or ""))
     with st.sidebar:
         st.header("Data")

@@ -12,16 +12,48 @@ AUTO_WINDOW = "auto_window"
 LEVEL = "window_level"
 WIDTH = "window_width"
 
+SUBJECT_TABLE = "subject_table"  # the subject table's row selection on Browse
+PRESET_ERROR = "preset_error"  # message of a failed "Thesis preset" click, shown once
+
 RANGE_AXIS = "range_axis"  # widget keys of the slice range picker on Browse
 RANGE = "range"  # (start, stop), stop exclusive
 # Streamlit drops a widget's key when its page is left, so the chosen range is also kept
 # under plain keys: Dataset reads these, and Browse restores its widgets from them.
 CHOSEN_AXIS = "chosen_axis"
 CHOSEN_RANGE = "chosen_range"
+DATASET_AXIS = "ds_axis"  # axis chosen on the Dataset page
 DATASET_SIZE = "dataset_size"
 LAST_DATASET = "last_dataset"  # path of the dataset built or reused last
 
+# Train page
+TRAIN_DATASET = "train_dataset"
+TRAIN_MODEL = "train_model"
+TRAIN_PRESET = "train_preset"
+TRAIN_FORM = "train_form"
+TRAIN_RUN_NAME = "train_run_name"
+TRAIN_RUN = "train_run"  # name of the run shown in the live panel
+TRAIN_LOG_Y = "train_log_y"
+TRAIN_OVERLAY = "train_overlay_runs"
+TRAIN_OVERLAY_METRIC = "train_overlay_metric"
+TRAIN_OVERLAY_CHART = "overlay_chart"
+TRAIN_LAUNCH_MESSAGE = "train_launch_message"  # (kind, text) shown once after Launch
+
 SOURCE_KINDS = {"demo": "Demo cohort (synthetic)", "folder": "Folder or IXI-T1.tar", "upload": "Upload one file"}
+
+
+def crosshair_slider(subject: str, axis_index: int) -> str:
+    """Key of a Browse plane slider (one per subject and voxel axis)."""
+    return f"cross_{subject}_{axis_index}"
+
+
+def hyper_parameter(name: str, model_type: str, preset: str) -> str:
+    """Key of a Train hyper-parameter widget: fresh widgets (and defaults) per model and preset."""
+    return f"hp_{name}_{model_type}_{preset}"
+
+
+def run_widget(kind: str, run_name: str) -> str:
+    """Key of a per-run element on the Train page (``stop``, ``resume``, ``curves``, ``prior``)."""
+    return f"{kind}_{run_name}"
 
 # Latent explorer page
 LATENT_RUN = "latent_run"  # run folder chosen on the Latent page

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from core.errors import UserError
+from core.models.presets import KL_SCHEDULES, get_preset
 from core.training import jobs, runs
 from core.viz import curves as plots
-
-# session_state keys of the Train page
-RUN = "train_run"  # name of the run shown in the live panel
-LOG_Y = "train_log_y"
-OVERLAY = "train_overlay_runs"
-OVERLAY_METRIC = "train_overlay_metric"
-LAUNCH_MESSAGE = "train_launch_message"
+from ui import state
 
 STATE_ICONS = {"queued": ":material/schedule:", "running": ":material/play_circle:",
                "finished": ":material/check_circle:", "failed": ":material/error:",
@@ -33,42 +27,43 @@ def dataset_label(d: dict) -> str:
 
 def hyper_parameters(model_type: str, preset: str) -> dict:
     """Widgets for the hyper-parameters, defaults from the preset; returns the overrides."""
-    from core.models.presets import get_preset
-
     p = get_preset(model_type, preset)
-    k = f"{model_type}_{preset}"  # fresh widgets (and defaults) per model/preset
+
+    def k(name: str) -> str:
+        return state.hyper_parameter(name, model_type, preset)
+
     out = {}
     c1, c2, c3 = st.columns(3)
-    out["epochs"] = c1.number_input("Epochs", 1, 10000, p["epochs"], key=f"hp_epochs_{k}",
+    out["epochs"] = c1.number_input("Epochs", 1, 10000, p["epochs"], key=k("epochs"),
                                     help="Passes over the training images (early stopping may end sooner).")
-    out["batch_size"] = c2.number_input("Batch size", 1, 4096, p["batch_size"], key=f"hp_batch_{k}",
+    out["batch_size"] = c2.number_input("Batch size", 1, 4096, p["batch_size"], key=k("batch"),
                                         help="Images per gradient step; at most the number of training images.")
     out["learning_rate"] = c3.number_input("Learning rate", 1e-6, 1.0, float(p["learning_rate"]), format="%.0e",
-                                           step=1e-4, key=f"hp_lr_{k}", help="Adam step size.")
+                                           step=1e-4, key=k("lr"), help="Adam step size.")
     c1, c2, c3 = st.columns(3)
     if model_type == "vae":
-        out["beta"] = c1.number_input("β (KL weight)", 0.0, 100.0, float(p["beta"]), step=0.1, key=f"hp_beta_{k}",
+        out["beta"] = c1.number_input("β (KL weight)", 0.0, 100.0, float(p["beta"]), step=0.1, key=k("beta"),
                                       help="Weight of the KL term at the end of warm-up; 1 is the true ELBO.")
-        out["kl_schedule"] = c2.selectbox("KL schedule", ["linear", "cyclical", "none"],
-                                          index=["linear", "cyclical", "none"].index(p["kl_schedule"]),
-                                          key=f"hp_sched_{k}",
+        out["kl_schedule"] = c2.selectbox("KL schedule", list(KL_SCHEDULES),
+                                          index=KL_SCHEDULES.index(p["kl_schedule"]),
+                                          key=k("sched"),
                                           help="How β rises from 0: linear warm-up, repeated (cyclical) or constant.")
-        out["warmup_epochs"] = c3.number_input("Warm-up epochs", 0, 1000, p["warmup_epochs"], key=f"hp_warm_{k}",
+        out["warmup_epochs"] = c3.number_input("Warm-up epochs", 0, 1000, p["warmup_epochs"], key=k("warm"),
                                                help="Epochs until β reaches its value (linear schedule).")
         c1, c2, _ = st.columns(3)
         out["free_bits"] = c1.number_input("Free bits (nats/unit)", 0.0, 10.0, float(p["free_bits"]), step=0.01,
-                                           key=f"hp_fb_{k}",
+                                           key=k("fb"),
                                            help="KL per latent unit below this is not penalised (keeps units active).")
-        out["latent_dim"] = c2.number_input("Latent size", 1, 4096, p["latent_dim"], key=f"hp_latent_{k}",
+        out["latent_dim"] = c2.number_input("Latent size", 1, 4096, p["latent_dim"], key=k("latent"),
                                             help="Dimensions of the latent vector z.")
     else:
-        out["num_embeddings"] = c1.number_input("Codebook size", 2, 8192, p["num_embeddings"], key=f"hp_codes_{k}",
+        out["num_embeddings"] = c1.number_input("Codebook size", 2, 8192, p["num_embeddings"], key=k("codes"),
                                                 help="Number of code vectors K the encoder can choose from.")
-        out["embedding_dim"] = c2.number_input("Code dimension", 1, 1024, p["embedding_dim"], key=f"hp_dim_{k}",
+        out["embedding_dim"] = c2.number_input("Code dimension", 1, 1024, p["embedding_dim"], key=k("dim"),
                                                help="Length of each code vector.")
-        out["prior_epochs"] = c3.number_input("Prior epochs", 0, 10000, p["prior_epochs"], key=f"hp_prior_{k}",
+        out["prior_epochs"] = c3.number_input("Prior epochs", 0, 10000, p["prior_epochs"], key=k("prior"),
                                               help="Epochs of the PixelCNN prior that lets the VQ-VAE sample (0: none).")
-    out["mixed_precision"] = st.checkbox("Mixed precision (GPU only)", False, key=f"hp_mp_{k}",
+    out["mixed_precision"] = st.checkbox("Mixed precision (GPU only)", False, key=k("mp"),
                                          help="float16 compute with float32 weights: faster on a GPU, ignored on CPU.")
     return {key: (int(v) if isinstance(v, int) and not isinstance(v, bool) else v) for key, v in out.items()}
 
@@ -78,10 +73,10 @@ def launch(dataset_path: str, model_type: str, preset: str, run_name: str, overr
     try:
         run_dir = jobs.launch_training(dataset_path, model_type, preset, run_name.strip(), overrides)
     except UserError as exc:
-        st.session_state[LAUNCH_MESSAGE] = ("error", str(exc))
+        st.session_state[state.TRAIN_LAUNCH_MESSAGE] = ("error", str(exc))
         return None
-    st.session_state[RUN] = run_dir.name
-    st.session_state[LAUNCH_MESSAGE] = ("success", f"Started run `{run_dir.name}` in the background.")
+    st.session_state[state.TRAIN_RUN] = run_dir.name
+    st.session_state[state.TRAIN_LAUNCH_MESSAGE] = ("success", f"Started run `{run_dir.name}` in the background.")
     return run_dir
 
 
@@ -117,22 +112,22 @@ def run_panel(run_dir: Path) -> None:
         st.error(str(exc))
         return
     status = runs.read_status(run_dir)
-    state = status.get("state")
+    run_state = status.get("state")
     epoch, epochs = int(status.get("epoch") or 0), int(status.get("epochs") or config.get("epochs") or 1)
     batch, batches = status.get("batch") or 0, status.get("batches") or 0
-    fraction = min(1.0, (epoch + (batch / batches if batches and state == "running" and batch < batches else 0)) / epochs)
+    fraction = min(1.0, (epoch + (batch / batches if batches and run_state == "running" and batch < batches else 0)) / epochs)
     stage = status.get("stage") or config["model_type"]
     st.markdown(f"**{run_dir.name}** · {config['model_type']} / {config['preset']} · "
-                f"{STATE_ICONS.get(state, '')} **{state}** · stage {stage} · device {status.get('device') or '–'}")
+                f"{STATE_ICONS.get(run_state, '')} **{run_state}** · stage {stage} · device {status.get('device') or '–'}")
     st.progress(fraction, text=f"{stage}: epoch {epoch} / {epochs} · ETA {_eta(status.get('eta_s'))}")
     if status.get("message"):
-        (st.error if state == "failed" else st.caption)(status["message"])
+        (st.error if run_state == "failed" else st.caption)(status["message"])
     b1, b2, _ = st.columns([1, 1, 4])
-    if b1.button("Stop", key=f"stop_{run_dir.name}", disabled=state not in runs.ACTIVE_STATES,
+    if b1.button("Stop", key=state.run_widget("stop", run_dir.name), disabled=run_state not in runs.ACTIVE_STATES,
                  help="Stop after the current batch; the model is kept and the run can be resumed."):
         jobs.cancel(run_dir)
         st.rerun(scope="fragment")
-    if b2.button("Resume", key=f"resume_{run_dir.name}", disabled=state in (*runs.ACTIVE_STATES, "finished"),
+    if b2.button("Resume", key=state.run_widget("resume", run_dir.name), disabled=run_state in (*runs.ACTIVE_STATES, "finished"),
                  help="Continue a stopped or interrupted run from its last checkpoint."):
         try:
             jobs.resume(run_dir)
@@ -140,12 +135,12 @@ def run_panel(run_dir: Path) -> None:
             st.error(str(exc))
         else:
             st.rerun(scope="app")
-    log_y = st.toggle("Log scale", key=LOG_Y)
+    log_y = st.toggle("Log scale", key=state.TRAIN_LOG_Y)
     metrics = runs.read_metrics(run_dir)
-    st.plotly_chart(plots.loss_figure(metrics, config["model_type"], log_y=log_y), key=f"curves_{run_dir.name}")
+    st.plotly_chart(plots.loss_figure(metrics, config["model_type"], log_y=log_y), key=state.run_widget("curves", run_dir.name))
     if config["model_type"] == "vqvae":
         st.plotly_chart(plots.prior_figure(runs.read_metrics(run_dir, runs.PRIOR_METRICS), log_y=log_y),
-                        key=f"prior_{run_dir.name}")
+                        key=state.run_widget("prior", run_dir.name))
     c1, c2 = st.columns(2)
     with c1:
         if config["model_type"] == "vqvae" and runs.latest_image(run_dir, "prior"):
@@ -172,17 +167,14 @@ def runs_table(all_runs: list[dict]) -> None:
 def overlay(all_runs: list[dict]) -> None:
     """Multiselect runs and overlay one of their curves."""
     names = [r["name"] for r in all_runs]
-    chosen = st.multiselect("Compare runs", names, key=OVERLAY,
+    chosen = st.multiselect("Compare runs", names, key=state.TRAIN_OVERLAY,
                             help="Overlay the curves of several runs (same metric, against epoch).")
     if not chosen:
         return
     by_name = {r["name"]: r for r in all_runs}
     curves = {name: runs.read_metrics(by_name[name]["path"]) for name in chosen}
     options = plots.overlay_metrics(curves) or ["loss"]
-    metric = st.selectbox("Metric", options, key=OVERLAY_METRIC)
-    st.plotly_chart(plots.overlay_figure(curves, metric, log_y=st.session_state.get(LOG_Y, False)),
-                    key="overlay_chart")
+    metric = st.selectbox("Metric", options, key=state.TRAIN_OVERLAY_METRIC)
+    st.plotly_chart(plots.overlay_figure(curves, metric, log_y=st.session_state.get(state.TRAIN_LOG_Y, False)),
+                    key=state.TRAIN_OVERLAY_CHART)
 
-
-def default_run_name(model_type: str, preset: str) -> str:
-    return f"{model_type}-{preset}-{time.strftime('%m%d-%H%M%S')}"

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from core import settings
-from core.errors import UserError
+from core.data.slices import AXES
 
 __all__ = ["register"]
 
@@ -34,39 +34,22 @@ def _demo(args) -> int:
     return 0
 
 
-def load_cohort(source: str | Path | None, demographics: str | Path | None = None):
-    """Entries and cohort table for a data source (None: the demo cohort, built if needed)."""
-    from core.data.demographics import cohort_table, find_demographics, load_demographics
-    from core.data.volumes import scan_source
+def _build_dataset(args) -> int:
+    from core.data.cohort import build_cohort_dataset, load_cohort
+    from core.data.dataset import balance_table
+    from core.data.slices import SliceSpec
 
+    spec = SliceSpec(axis=args.axis, start=args.start, stop=args.stop, size=args.size)
+    source = args.data
     if source is None:
         from core.data.demo import build_demo_cohort
 
         source = build_demo_cohort()
-    entries = scan_source(source)
-    demographics = Path(demographics) if demographics else find_demographics(source)
-    table = None
-    if demographics is not None:
-        if not demographics.is_file():
-            raise UserError(f"demographics file {demographics} does not exist")
-        table, _notes = load_demographics(demographics)
-    return entries, cohort_table(entries, table), demographics
-
-
-def _build_dataset(args) -> int:
-    from core.data.dataset import balance_table, build_dataset
-    from core.data.slices import SliceSpec
-
-    spec = SliceSpec(axis=args.axis, start=args.start, stop=args.stop, size=args.size)
-    entries, cohort, demographics = load_cohort(args.data, args.demographics)
-    demographics_id = ""
-    if demographics is not None:
-        stat = demographics.stat()
-        demographics_id = f"{demographics}:{stat.st_size}:{stat.st_mtime_ns}"
+    cohort = load_cohort(source, args.demographics)
     bar, update = _tqdm_progress("build dataset")
     with bar:
-        result = build_dataset(entries, spec, cohort, fractions=args.split, seed=args.seed,
-                               cache_dir=args.cache, progress=update, demographics_id=demographics_id)
+        result = build_cohort_dataset(cohort, spec, fractions=args.split, seed=args.seed,
+                                      cache_dir=args.cache, progress=update)
     for line in result.skipped:
         print(f"skipped {line}", file=sys.stderr)
     print(balance_table(result.manifest).to_string(index=False), file=sys.stderr)
@@ -83,7 +66,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     build.add_argument("--data", type=Path, default=settings.data_source(),
                        help="folder of NIfTI volumes or IXI-T1.tar (default: the demo cohort)")
     build.add_argument("--demographics", type=Path, default=None, help="IXI.xls or CSV with ID, Age, Sex")
-    build.add_argument("--axis", choices=["axial", "coronal", "sagittal"], required=True)
+    build.add_argument("--axis", choices=list(AXES), required=True)
     build.add_argument("--start", type=int, required=True, help="first slice (canonical index)")
     build.add_argument("--stop", type=int, required=True, help="one past the last slice")
     build.add_argument("--size", type=int, default=128, help="square image size in pixels")

@@ -10,12 +10,14 @@ from core.errors import UserError
 
 __all__ = [
     "AXES", "SliceSpec", "plane", "plane_labels", "plane_pixel_mm", "plane_axes", "voxel_to_plane",
-    "plane_to_voxel", "robust_range", "to_square", "check_range", "extract_slices", "thesis_spec",
-    "range_yield", "preview_indices", "preview_slices",
+    "robust_range", "to_square", "check_range", "extract_slices", "thesis_spec",
+    "range_yield", "preview_indices", "preview_slices", "DEFAULT_RANGE_SLICES", "middle_range",
 ]
 
 #: Canonical (RAS+) array axis for each anatomical plane name.
 AXES = {"sagittal": 0, "coronal": 1, "axial": 2}
+#: Slices in the range proposed before the user picks one (the thesis took 30 per volume).
+DEFAULT_RANGE_SLICES = 30
 
 
 @dataclass(frozen=True)
@@ -123,17 +125,6 @@ def voxel_to_plane(shape, axis: str, ijk, radiological: bool = True) -> tuple[in
     if flip_cols:
         col = shape[col_axis] - 1 - col
     return row, col
-
-
-def plane_to_voxel(shape, axis: str, index: int, row: int, col: int, radiological: bool = True):
-    """Inverse of :func:`voxel_to_plane`: canonical voxel index of a displayed pixel."""
-    row_axis, col_axis = plane_axes(axis)
-    ijk = [0, 0, 0]
-    ijk[AXES[axis]] = int(index)
-    ijk[row_axis] = shape[row_axis] - 1 - int(row)
-    flip_cols = axis == "sagittal" or radiological
-    ijk[col_axis] = shape[col_axis] - 1 - int(col) if flip_cols else int(col)
-    return tuple(ijk)
 
 
 # --- Scaling and resampling -----------------------------------------------------------------
@@ -251,6 +242,16 @@ def range_yield(shapes: dict, axis: str, start: int, stop: int) -> dict:
             too_small.append(subject)
     return {"volumes": len(usable), "slices": len(usable) * (stop - start),
             "too_small": too_small, "unreadable": unreadable}
+
+
+def middle_range(n_slices: int, count: int = DEFAULT_RANGE_SLICES) -> tuple[int, int]:
+    """``(start, stop)`` of the ``count`` slices around the middle of an ``n_slices`` axis.
+
+    >>> middle_range(256), middle_range(20)
+    ((113, 143), (0, 20))
+    """
+    middle, half = int(n_slices) // 2, int(count) // 2
+    return max(0, middle - half), min(int(n_slices), middle - half + int(count))
 
 
 def preview_indices(start: int, stop: int, count: int) -> list[int]:

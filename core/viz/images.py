@@ -13,11 +13,14 @@ from PIL import Image, ImageDraw, ImageFont
 
 from core.data.slices import plane, plane_labels, plane_pixel_mm, robust_range, voxel_to_plane
 
-__all__ = ["auto_window", "apply_window", "png_bytes", "render_plane", "image_grid", "grid_png"]
+__all__ = ["auto_window", "apply_window", "png_bytes", "render_plane", "image_grid", "grid_png",
+           "DISPLAY_PX", "display_upscale"]
 
 CROSSHAIR_RGB = (0, 220, 255)
 RANGE_RGB = (255, 170, 0)
 LABEL_RGB = (255, 255, 80)
+#: Pixels a model-sized slice is shown at, at least: smaller images are upscaled (nearest).
+DISPLAY_PX = 128
 
 
 def auto_window(data: np.ndarray, low: float = 0.5, high: float = 99.5) -> tuple[float, float]:
@@ -142,6 +145,15 @@ def image_grid(images, ncols: int, pad: int = 2, upscale: int = 1) -> np.ndarray
         r, c = divmod(i, ncols)
         grid[r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w] = images[i]
     return grid
+
+
+def display_upscale(size: int) -> int:
+    """Whole-number factor that brings a ``size`` px image to about :data:`DISPLAY_PX` (>= 1).
+
+    >>> display_upscale(64), display_upscale(128), display_upscale(256)
+    (2, 1, 1)
+    """
+    return max(1, DISPLAY_PX // int(size))
 
 
 def grid_png(images, ncols: int = 8, upscale: int = 1) -> bytes:

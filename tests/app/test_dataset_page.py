@@ -43,3 +43,34 @@ def test_range_outside_every_volume_is_a_message(ixi_sample_dir):
     at.button[0].click().run()
     assert not at.exception
     assert "outside this volume" in at.error[0].value
+
+
+def test_page_and_cli_give_the_same_dataset_folder(ixi_sample_dir):
+    """The same choice (folder + its demographics, range, size, split, seed) from the Dataset
+    page and from ``python -m core build-dataset`` (relative paths) is one dataset."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from ui import state
+
+    at = _dataset_page(ixi_sample_dir)
+    at.radio(key=state.DATASET_SIZE).set_value(64)
+    at.number_input[2].set_value(0.5)
+    at.number_input[3].set_value(0.5)
+    at.number_input[4].set_value(0.0)
+    at.number_input[5].set_value(7)  # split seed: a choice no other test builds
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    assert "Built in" in at.success[0].value
+    from_page = Path(at.session_state[state.LAST_DATASET])
+
+    cli = subprocess.run(
+        [sys.executable, "-m", "core", "build-dataset", "--data", ixi_sample_dir.name,
+         "--demographics", f"{ixi_sample_dir.name}/IXI_demog.csv", "--axis", "axial",
+         "--start", "50", "--stop", "60", "--size", "64", "--split", "0.5", "0.5", "0", "--seed", "7"],
+        cwd=ixi_sample_dir.parent, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        capture_output=True, text=True, timeout=300)
+    assert cli.returncode == 0, cli.stderr
+    assert Path(cli.stdout.strip().splitlines()[-1]) == from_page

@@ -6,6 +6,7 @@ before the server starts, so tests see the app as a user does after its first st
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -61,14 +62,15 @@ def app_env(tmp_path_factory) -> dict:
     return env
 
 
-@pytest.fixture(scope="session")
-def app_url(app_env):
+@contextlib.contextmanager
+def serve(app_dir: Path, env: dict, *extra_args: str):
+    """Run ``streamlit run app.py`` in ``app_dir`` on a free port; yield its URL, stop it after."""
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env=app_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+         "--browser.gatherUsageStats", "false", *extra_args],
+        cwd=app_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
@@ -81,6 +83,29 @@ def app_url(app_env):
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def app_url(app_env):
+    with serve(REPO, app_env) as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_app(app_env, tmp_path):
+    """(url, app folder) of a new server on a copy of the app that reruns when a file is saved.
+
+    A new process: its first script run is the one the test makes.  A copy: the test may edit
+    its files to make the server's file watcher fire.
+    """
+    app_dir = tmp_path / "app"
+    ignore = shutil.ignore_patterns("__pycache__")
+    app_dir.mkdir()
+    shutil.copy2(REPO / "app.py", app_dir / "app.py")
+    for folder in ("core", "ui", "pages", ".streamlit"):
+        shutil.copytree(REPO / folder, app_dir / folder, ignore=ignore)
+    with serve(app_dir, app_env, "--server.runOnSave", "true") as url:
+        yield url, app_dir
 
 
 @pytest.fixture(scope="session")
