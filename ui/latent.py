@@ -56,7 +56,7 @@ def explorer(run_dir: str):
 
 def rebuild_dataset(error) -> None:
     """Offer to rebuild a run's deleted dataset from its recorded spec with the current data source."""
-    from core.data.dataset import build_dataset
+    from core.data.cohort import build_cohort_dataset
     from core.data.slices import SliceSpec
     from ui.data import cohort
 
@@ -65,12 +65,12 @@ def rebuild_dataset(error) -> None:
                "source chosen in the sidebar (it must be the cohort the run was trained on).")
     if st.button("Rebuild the dataset", key="latent_rebuild"):
         try:
-            entries, table, _, _, _ = cohort()
+            found, _ = cohort()
             spec = SliceSpec(**{k: v for k, v in error.spec.items() if k in SliceSpec.__dataclass_fields__})
             fractions = error.config.get("dataset", {}).get("fractions") or (0.8, 0.1, 0.1)
             bar = st.progress(0.0)
-            result = build_dataset(entries, spec, table, tuple(fractions), int(config.get("seed", 0)),
-                                   progress=lambda f, m: bar.progress(min(1.0, f), text=m))
+            result = build_cohort_dataset(found, spec, tuple(fractions), int(config.get("seed", 0)),
+                                          progress=lambda f, m: bar.progress(min(1.0, f), text=m))
         except UserError as exc:
             st.error(str(exc))
             return
