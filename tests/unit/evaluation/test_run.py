@@ -68,27 +68,28 @@ def test_longer_training_scores_better_than_one_epoch(short_and_long):
     assert _headline(long["ssim"]) > _headline(short["ssim"])
 
 
-def test_vqvae_without_prior_reports_no_samples_but_reconstructions(trained_vqvae, tmp_path):
-    import shutil
-
+def test_vqvae_without_prior_reports_no_samples_but_reconstructions(tmp_path, tiny_dataset):
     from core.evaluation.run import evaluate_run
+    from core.training import runs, trainer
 
-    run_dir = tmp_path / "vq-noprior"
-    shutil.copytree(trained_vqvae, run_dir)
-    (run_dir / "prior.keras").unlink()
+    config = {"filters": [8, 16], "n_res_blocks": 1, "res_filters": 16, "num_embeddings": 16, "embedding_dim": 8,
+              "batch_size": 16, "epochs": 1, "prior_epochs": 0}
+    run_dir = runs.prepare_run(tmp_path / "vq-noprior", tiny_dataset, "vqvae", "demo", config)
+    trainer.train_run(run_dir)
     result = evaluate_run(run_dir, n_samples=8)
     assert result["n_samples"] == 0 and result["c2st"]["accuracy"] is None
     assert "prior" in result["samples_unavailable"] and 0 <= result["ssim"]["mean"] <= 1
+    assert "ms_ssim_real" in result and "value" not in result["fd_own_encoder"]
 
 
-def test_no_test_split_is_a_clear_user_error(tmp_path, tiny_dataset):
+def test_no_test_split_is_a_clear_user_error(tmp_path):
+    from core.evaluation.run import evaluate_run
     from core.training import runs
     from helpers import make_tiny_dataset
 
-    dataset = make_tiny_dataset(tmp_path / "ds", per_split=(16, 8, 0))
-    run_dir = runs.prepare_run(tmp_path / "r", dataset, "vae", "demo", {"filters": [8, 16], "latent_dim": 8})
-    from core.evaluation.run import evaluate_run
-
+    dataset = make_tiny_dataset(tmp_path / "ds", per_split=(48, 8, 0))
+    run_dir = runs.prepare_run(tmp_path / "r", dataset, "vae", "demo",
+                               {"filters": [8, 16], "latent_dim": 8, "batch_size": 16})
     with pytest.raises(UserError, match="no test images"):
         evaluate_run(run_dir)
 

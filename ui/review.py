@@ -1,0 +1,389 @@
+"""Streamlit glue of the Review page: cached loaders, side-by-side panels, the blinded study, results."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from core.errors import UserError
+
+# Session-state keys of the Review page (kept here, next to the only code that uses them).
+RUN = "review_run"
+VIEW = "review_view"
+LEVEL = "review_level"
+WIDTH = "review_width"
+ZOOM = "review_zoom"
+SUBJECT = "review_subject"
+SLICES = "review_slices"
+REVIEWER = "review_reviewer"
+STUDY = "review_study"
+SHOWN = "review_shown"  # (study, reviewer, item_id, monotonic time shown) of the item on screen
+FLASH = "review_flash"  # (kind, text) shown once after a submit
+RESULTS_STUDY = "review_results_study"
+EVAL_MESSAGE = "review_eval_message"
+
+
+def _mtime(run_dir: str) -> float:
+    path = Path(run_dir) / "model.keras"
+    return path.stat().st_mtime if path.is_file() else 0.0
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the model…")
+def _model(run_dir: str, mtime: float):
+    from core.training.checkpoints import load_run_model
+
+    return load_run_model(run_dir)
+
+
+def model(run_dir: str):
+    """The run's model, cached per run folder and model-file time."""
+    return _model(run_dir, _mtime(run_dir))
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _context(run_dir: str, mtime: float) -> dict:
+    from core.evaluation.run import run_context
+
+    ctx = run_context(run_dir)
+    return {"test": ctx["test"], "train": ctx["train"], "dataset": ctx["dataset"]}
+
+
+def context(run_dir: str) -> dict:
+    """Test and train arrays of the run's dataset with their subjects and sites (cached)."""
+    return _context(run_dir, _mtime(run_dir))
+
+
+@st.cache_data(max_entries=8, show_spinner="Reconstructing…")
+def _reconstruct(run_dir: str, mtime: float, indices: tuple) -> np.ndarray:
+    test = _context(run_dir, mtime)["test"]["images"]
+    return np.asarray(_model(run_dir, mtime).reconstruct(test[list(indices)]))[..., 0]
+
+
+def reconstruct(run_dir: str, indices) -> np.ndarray:
+    return _reconstruct(run_dir, _mtime(run_dir), tuple(int(i) for i in indices))
+
+
+@st.cache_data(max_entries=4, show_spinner="Sampling and finding nearest training slices…")
+def _samples_with_neighbours(run_dir: str, mtime: float, n: int, seed: int):
+    from core.evaluation.memorisation import copy_threshold, nearest_neighbours
+
+    train = _context(run_dir, mtime)["train"]
+    samples = np.asarray(_model(run_dir, mtime).sample(n, seed=seed))[..., 0]
+    index, distance = nearest_neighbours(samples, train["images"])
+    threshold = copy_threshold(train["images"], train["subjects"])
+    return samples, train["images"][index], distance, threshold
+
+
+def samples_with_neighbours(run_dir: str, n: int, seed: int):
+    """``(samples, nearest training slices, RMS distances, near-copy threshold)``, cached."""
+    return _samples_with_neighbours(run_dir, _mtime(run_dir), int(n), int(seed))
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def window_png(image: np.ndarray, level: float, width: float, zoom: int) -> bytes:
+    from core.viz.review import window_png as _png
+
+    return _png(image, level, width, zoom)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def heatmap_png(residual: np.ndarray, vmax: float, zoom: int) -> bytes:
+    from core.viz.review import heatmap_png as _png
+
+    return _png(residual, vmax, zoom)
+
+
+def window_controls() -> tuple[float, float, int]:
+    """One window (level, width) and zoom shared by every panel of the page."""
+    c1, c2, c3 = st.columns(3)
+    level = c1.slider("Level", 0.0, 1.0, 0.5, 0.01, key=LEVEL, help="Centre of the intensity window (all panels).")
+    width = c2.slider("Width", 0.05, 1.0, 1.0, 0.01, key=WIDTH, help="Width of the intensity window (all panels).")
+    zoom = c3.select_slider("Zoom", [2, 3, 4, 5, 6, 8], value=4, key=ZOOM,
+                            help="Pixels are enlarged by this factor without smoothing.")
+    return level, width, int(zoom)
+
+
+# ---------------------------------------------------------------------------- side by side
+def side_by_side(run_dir: str, level: float, width: float, zoom: int) -> None:
+    """Chosen test slices as real | reconstruction | residual heat map with a colour bar."""
+    from core.viz.review import colorbar_png
+
+    test = context(run_dir)["test"]
+    subjects = list(dict.fromkeys(test["subjects"]))
+    subject = st.selectbox("Test subject", subjects, key=SUBJECT,
+                           format_func=lambda s: f"{s} ({test['sites'][test['subjects'].index(s)]})")
+    rows = [i for i, s in enumerate(test["subjects"]) if s == subject]
+    positions = [int(test["positions"][i]) for i in rows]
+    default = [positions[len(positions) // 4], positions[len(positions) // 2], positions[3 * len(positions) // 4]]
+    chosen = st.multiselect("Slices", positions, default=sorted(set(default)), key=SLICES, max_selections=6)
+    if not chosen:
+        st.info("Choose one or more slices.")
+        return
+    indices = [rows[positions.index(p)] for p in chosen]
+    recon = reconstruct(run_dir, indices)
+    real = test["images"][indices]
+    residual = np.abs(real - recon)
+    vmax = float(max(0.05, np.percentile(residual, 99.5)))
+    head = st.columns([3, 3, 3, 1])
+    for col, title in zip(head, ["Real (test subject)", "Reconstruction", "|Residual|", ""]):
+        col.markdown(f"**{title}**")
+    from core.evaluation.metrics import compute_psnr, compute_ssim
+
+    ssim, psnr = compute_ssim(real, recon), compute_psnr(real, recon)
+    for k, position in enumerate(chosen):
+        c1, c2, c3, c4 = st.columns([3, 3, 3, 1])
+        c1.image(window_png(real[k], level, width, zoom), caption=f"slice {position}", output_format="PNG")
+        c2.image(window_png(recon[k], level, width, zoom), caption=f"SSIM {ssim[k]:.3f} · PSNR {psnr[k]:.1f} dB",
+                 output_format="PNG")
+        c3.image(heatmap_png(residual[k], vmax, zoom), caption=f"max {residual[k].max():.2f}", output_format="PNG")
+        c4.image(colorbar_png(vmax, height=real.shape[1] * zoom), output_format="PNG")
+
+
+def nearest_grid(run_dir: str, level: float, width: float, zoom: int, n: int = 8, seed: int = 0) -> None:
+    """Synthetic samples, each beside its nearest real training slice and their distance."""
+    try:
+        samples, neighbours, distance, threshold = samples_with_neighbours(run_dir, n, seed)
+    except UserError as exc:
+        st.info(f"No samples: {exc}")
+        return
+    st.caption(f"Nearest = smallest root-mean-square pixel distance over the training slices. A sample closer "
+               f"than {threshold:.3f} (the closest two training slices of different subjects) is flagged as a "
+               "near-copy.")
+    cols = st.columns(4)
+    for k in range(len(samples)):
+        with cols[k % 4]:
+            pair = np.concatenate([samples[k], np.ones((samples.shape[1], 2), np.float32), neighbours[k]], axis=1)
+            flag = " · near-copy!" if distance[k] < threshold else ""
+            st.image(window_png(pair, level, width, max(1, zoom // 2)),
+                     caption=f"sample {k + 1} | nearest real · d = {distance[k]:.3f}{flag}", output_format="PNG")
+
+
+# ---------------------------------------------------------------------------- evaluation
+def evaluate_button(run_dir: str) -> None:
+    """Run the evaluator with a progress bar; the figures are read back from evaluation.json."""
+    from core.evaluation.run import evaluate_run
+
+    if st.button("Evaluate", type="primary", key="review_evaluate",
+                 help="Measure this run on its test split and samples (about a minute for a demo run)."):
+        bar = st.progress(0.0, text="starting")
+        try:
+            evaluate_run(run_dir, progress=lambda f, m: bar.progress(min(1.0, f), text=m))
+        except UserError as exc:
+            st.error(str(exc))
+        else:
+            st.session_state[EVAL_MESSAGE] = "Evaluation finished and saved to evaluation.json."
+            st.rerun()
+
+
+def metrics_table(evaluation: dict):
+    """Rows (figure, value, detail) of an evaluation for ``st.dataframe``."""
+    import pandas as pd
+
+    from core.evaluation.export import METRIC_ROWS
+
+    rows = []
+    for key, label in METRIC_ROWS:
+        value = evaluation.get(key)
+        if isinstance(value, dict):
+            headline = value.get("mean", value.get("value", value.get("accuracy")))
+            detail = {k: v for k, v in value.items() if k in ("sd", "real_halves", "ci95", "difference_from_real")}
+        else:
+            headline, detail = value, {}
+        rows.append({"figure": label, "value": None if headline is None else round(float(headline), 4),
+                     "detail": ", ".join(f"{k} {_short(v)}" for k, v in detail.items())})
+    memo, anomaly = evaluation.get("memorisation") or {}, evaluation.get("anomaly") or {}
+    if memo:
+        rows.append({"figure": "Near-copies of training slices", "value": float(memo["near_copies"]),
+                     "detail": f"of {evaluation.get('n_samples')} samples, threshold {memo['threshold']:.3f}"})
+    if anomaly:
+        rows.append({"figure": "Anomaly pixel AUROC (synthetic check)", "value": anomaly.get("auroc"),
+                     "detail": anomaly.get("label", "")})
+    return pd.DataFrame(rows)
+
+
+def _short(value):
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_short(v) for v in value) + "]"
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+# ---------------------------------------------------------------------------- study
+def _flash():
+    message = st.session_state.pop(FLASH, None)
+    if message:
+        getattr(st, message[0])(message[1])
+
+
+def study_setup(store, run_dirs: dict[str, str]) -> str | None:
+    """Reviewer name + study choice or creation; returns the chosen study id (or None)."""
+    from core.evaluation.study import validate_reviewer
+
+    name = st.text_input("Your name (reviewer)", key=REVIEWER, max_chars=40,
+                         help="Answers are stored under this name; use the same name to resume later.")
+    studies = store.list_studies()
+    with st.expander("Set up a new study", expanded=not studies):
+        with st.form("review_new_study", border=False):
+            c1, c2 = st.columns(2)
+            run = c1.selectbox("Run", list(run_dirs), key="review_study_run")
+            mode = c2.radio("Mode", ["single", "2afc"], horizontal=True, key="review_study_mode",
+                            format_func={"single": "Single image: real or synthetic?",
+                                         "2afc": "Two images: which one is real?"}.get)
+            c3, c4, c5 = st.columns(3)
+            count = c3.number_input("Images (pairs in 2AFC)", 2, 1000, 20, key="review_study_count")
+            share = c4.slider("Real share (single mode)", 0.0, 1.0, 0.5, 0.05, key="review_study_share")
+            seed = c5.number_input("Seed", 0, 2**31 - 1, 0, key="review_study_seed")
+            created = st.form_submit_button("Create study")
+        if created:
+            try:
+                with st.spinner("Drawing the study's images…"):
+                    study = store.create_study(run_dirs[run], mode, int(count), float(share), int(seed),
+                                               model=model(run_dirs[run]))
+            except UserError as exc:
+                st.error(str(exc))
+            else:
+                st.session_state[STUDY] = study["study_id"]
+                st.success(f"Study {study['study_id']} created.")
+                studies = store.list_studies()
+    if not studies:
+        st.info("No study yet: set one up above.")
+        return None
+    ids = [s["study_id"] for s in studies]
+    if st.session_state.get(STUDY) not in ids:
+        st.session_state[STUDY] = ids[0]
+    labels = {s["study_id"]: f"{s['study_id']} · {s['mode']} · {s['n_items']} images · {s['n_answers']} answers"
+              for s in studies}
+    study_id = st.selectbox("Study", ids, key=STUDY, format_func=labels.get)
+    if not name.strip():
+        st.info("Enter your name to start or resume this study.")
+        return None
+    try:
+        validate_reviewer(name)
+    except UserError as exc:
+        st.error(str(exc))
+        return None
+    return study_id
+
+
+def study_item(store, study_id: str, reviewer: str, zoom: int) -> None:
+    """Show the reviewer's next unanswered image(s) with neutral captions and take the answer."""
+    from core.viz.review import window_png as _png
+
+    _flash()
+    study = store.get_study(study_id)
+    if not study["run_exists"]:
+        st.warning(f"Run {study['run']} was deleted; this study continues on its stored images.")
+    item = store.next_item(study_id, reviewer)
+    if item is None:
+        st.success(f"Done: you answered all {study['n_items']} items of this study. See **Results**.")
+        return
+    shown = st.session_state.get(SHOWN)
+    if not shown or shown[:3] != (study_id, reviewer, item["item_id"]):
+        shown = (study_id, reviewer, item["item_id"], time.monotonic())
+        st.session_state[SHOWN] = shown
+    st.progress(item["position"] / item["total"], text=f"Item {item['position'] + 1} of {item['total']}")
+    images = store.study_images(study_id)
+    item_id = item["item_id"]
+    # Widget keys carry the item, and the submit callback is bound to the item on screen when
+    # the button was drawn: a late second click can only ever answer that same item again,
+    # which the store refuses (and we say so).
+    answer_key, confidence_key = f"review_answer_{item_id}", f"review_confidence_{item_id}"
+    levels = {1: "1 guess", 2: "2", 3: "3", 4: "4 certain"}
+    # Neutral: PNG bytes (served under a content hash), captions that never name the truth.
+    if study["mode"] == "single":
+        st.image(_png(images["images"][item_id], 0.5, 1.0, zoom), caption="Image", output_format="PNG")
+        question, options, confidence_label = "This image is", ["real", "synthetic"], "Confidence"
+    else:
+        c1, c2 = st.columns(2)
+        c1.image(_png(images["left"][item_id], 0.5, 1.0, zoom), caption="Left", output_format="PNG")
+        c2.image(_png(images["right"][item_id], 0.5, 1.0, zoom), caption="Right", output_format="PNG")
+        question, options, confidence_label = "Which image is real?", ["left", "right"], "Confidence (optional)"
+    with st.form(f"review_form_{study_id}_{item_id}", border=False):
+        st.radio(question, options, index=None, horizontal=True, key=answer_key, format_func=str.capitalize)
+        st.radio(confidence_label, [1, 2, 3, 4], index=None, horizontal=True, key=confidence_key,
+                 format_func=levels.get)
+        st.form_submit_button("Submit answer", type="primary", on_click=submit,
+                              args=(str(store.runs_dir), study_id, reviewer, item_id, shown[3]))
+
+
+def submit(runs_dir: str, study_id: str, reviewer: str, item_id: int, shown_at: float) -> None:
+    """Submit callback: store the answer for the item it was drawn for; a repeat is reported, never stored twice."""
+    from core.evaluation.study import StudyStore
+
+    answer = st.session_state.get(f"review_answer_{item_id}")
+    confidence = st.session_state.get(f"review_confidence_{item_id}")
+    if answer is None:
+        st.session_state[FLASH] = ("warning", "Choose an answer first.")
+        return
+    elapsed = int((time.monotonic() - shown_at) * 1000)
+    try:
+        stored = StudyStore(runs_dir).record_answer(study_id, reviewer, item_id, answer, confidence, elapsed)
+    except UserError as exc:
+        st.session_state[FLASH] = ("error", str(exc))
+        return
+    if not stored:
+        st.session_state[FLASH] = ("info", "That answer was already recorded (double click, resubmit or another "
+                                           "tab); it was not stored again.")
+
+
+def results_panel(store) -> None:
+    """Per-reviewer and pooled statistics, verdict, confusion matrix, ROC, agreement, CSV export."""
+    import pandas as pd
+    import plotly.graph_objects as go
+
+    studies = store.list_studies()
+    if not studies:
+        st.info("No reader study yet.")
+        return
+    ids = [s["study_id"] for s in studies]
+    study_id = st.selectbox("Study", ids, key=RESULTS_STUDY)
+    result = store.results(study_id)
+    pooled, study = result["pooled"], result["study"]
+    if pooled["n"] == 0:
+        st.info("No answers yet in this study.")
+        return
+    st.markdown(f"**Verdict.** {pooled['verdict']}")
+    rows = []
+    for name, s in [("All readers (pooled)", pooled), *result["per_reviewer"].items()]:
+        row = {"reader": name, "answers": s["n"], "accuracy": s["accuracy"],
+               "95 % CI": f"{s['accuracy_ci95'][0]:.2f}–{s['accuracy_ci95'][1]:.2f}",
+               "p vs 50 % (exact)": s["p_value"]}
+        if study["mode"] == "single":
+            row.update({"sensitivity": s.get("sensitivity"),
+                        "sens. CI": "{:.2f}–{:.2f}".format(*s["sensitivity_ci95"]) if "sensitivity_ci95" in s else "",
+                        "specificity": s.get("specificity"),
+                        "spec. CI": "{:.2f}–{:.2f}".format(*s["specificity_ci95"]) if "specificity_ci95" in s else "",
+                        "ROC AUC": (s.get("roc") or {}).get("auc")})
+        rows.append(row)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, use_container_width=True)
+    st.caption("Sensitivity: synthetic images called synthetic. Specificity: real images called real. "
+               "Intervals: Wilson 95 %. p: exact two-sided binomial test against 50 %.")
+    agreement = result["agreement"]
+    kappa = agreement["cohen_kappa"] if agreement["readers"] == 2 else agreement["fleiss_kappa"]
+    kind = "Cohen's κ" if agreement["readers"] == 2 else "Fleiss' κ"
+    if agreement["readers"] >= 2 and kappa is not None:
+        st.markdown(f"**Agreement** between {agreement['readers']} readers on {agreement['common_items']} common "
+                    f"items: {kind} = {kappa:.2f}")
+    c1, c2 = st.columns(2)
+    if study["mode"] == "single":
+        cm = pooled["confusion"]
+        c1.markdown("**Confusion matrix** (pooled)")
+        c1.dataframe(pd.DataFrame({"called synthetic": [cm["tp"], cm["fp"]], "called real": [cm["fn"], cm["tn"]]},
+                                  index=["truly synthetic", "truly real"]), use_container_width=True)
+        roc = pooled["roc"]
+        if roc["auc"] is not None:
+            fig = go.Figure([go.Scatter(x=roc["fpr"], y=roc["tpr"], mode="lines+markers", name="readers"),
+                             go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line_dash="dash", name="chance")])
+            fig.update_layout(title=f"ROC from confidence (AUC {roc['auc']:.2f})", height=320,
+                              xaxis_title="real called synthetic", yaxis_title="synthetic called synthetic")
+            c2.plotly_chart(fig, use_container_width=True)
+    from core.evaluation.study_stats import answers_needed
+
+    half = c1.select_slider("Interval half-width", [0.03, 0.05, 0.10, 0.15], value=0.10, key="review_half",
+                            format_func=lambda h: f"±{h:.0%}")
+    c1.markdown(f"About **{answers_needed(half, 0.5)} answers** give a 95 % interval of ±{half:.0%} at 50 % "
+                f"accuracy (this study has {pooled['n']}).")
+    st.download_button("Download answers (CSV)", store.export_csv(study_id), file_name=f"{study_id}.csv",
+                       mime="text/csv", key="review_csv")
