@@ -12,7 +12,7 @@ from core.data.cohort import Cohort, load_cohort
 from core.data.demographics import find_demographics
 from core.data.volumes import VolumeEntry, canonical_shape, load_volume
 from core.errors import UserError
-from core.data.slices import preview_slices
+from core.data.slices import PREVIEW_PX, preview_slices
 from core.viz.images import grid_png, render_plane
 from ui import state
 
@@ -28,10 +28,6 @@ def demo_folder() -> Path:
         folder = demo.build_demo_cohort(progress=lambda f, msg: bar.progress(min(1.0, f), text=msg))
         box.update(label="Demo cohort ready", state="complete", expanded=False)
     return folder
-
-
-#: Side in pixels of the slice thumbnails in the range preview.
-THUMBNAIL_PX = 96
 
 
 class Source(NamedTuple):
@@ -116,5 +112,5 @@ def plane_png(entry: VolumeEntry, axis: str, index: int, level: float, width: fl
 @st.cache_data(max_entries=256, show_spinner=False)
 def thumbnails(entry: VolumeEntry, axis: str, indices: tuple, radiological: bool) -> bytes:
     """A row of slice thumbnails (PNG) scaled like the dataset, for the range preview."""
-    return grid_png(preview_slices(volume(entry), axis, indices, THUMBNAIL_PX, radiological),
+    return grid_png(preview_slices(volume(entry), axis, indices, PREVIEW_PX, radiological),
                     ncols=len(indices))

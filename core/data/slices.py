@@ -11,13 +11,15 @@ from core.errors import UserError
 __all__ = [
     "AXES", "SliceSpec", "plane", "plane_labels", "plane_pixel_mm", "plane_axes", "voxel_to_plane",
     "robust_range", "to_square", "check_range", "extract_slices", "thesis_spec",
-    "range_yield", "preview_indices", "preview_slices", "DEFAULT_RANGE_SLICES", "middle_range",
+    "range_yield", "preview_indices", "preview_slices", "DEFAULT_RANGE_SLICES", "PREVIEW_PX", "middle_range",
 ]
 
 #: Canonical (RAS+) array axis for each anatomical plane name.
 AXES = {"sagittal": 0, "coronal": 1, "axial": 2}
 #: Slices in the range proposed before the user picks one (the thesis took 30 per volume).
 DEFAULT_RANGE_SLICES = 30
+#: Side in pixels of the preview thumbnails of a slice range.
+PREVIEW_PX = 96
 
 
 @dataclass(frozen=True)
@@ -261,7 +263,7 @@ def preview_indices(start: int, stop: int, count: int) -> list[int]:
     return sorted({int(round(x)) for x in np.linspace(start, stop - 1, count)})
 
 
-def preview_slices(volume, axis: str, indices, size: int = 96, radiological: bool = True) -> np.ndarray:
+def preview_slices(volume, axis: str, indices, size: int = PREVIEW_PX, radiological: bool = True) -> np.ndarray:
     """``(len(indices), size, size)`` float32 thumbnails in [0, 1], scaled like the dataset."""
     lo, hi = robust_range(volume.data)
     pixel_mm = plane_pixel_mm(volume.zooms, axis)
