@@ -92,19 +92,29 @@ def app_url(app_env):
 
 
 @pytest.fixture
-def fresh_app(app_env, tmp_path):
+def fresh_app(tmp_path):
     """(url, app folder) of a new server on a copy of the app that reruns when a file is saved.
 
     A new process: its first script run is the one the test makes.  A copy: the test may edit
-    its files to make the server's file watcher fire.
+    its files to make the server's file watcher fire.  Its data source (LATENTBRAIN_DATA) is a
+    folder of two tiny synthetic volumes, so no demo cohort has to be built first.
     """
+    from helpers import smooth_head, write_nifti
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for n in (1, 2):
+        write_nifti(data / f"IXI90{n}-Guys-000{n}-T1.nii.gz", smooth_head(seed=n))
+    env = {**os.environ, "LATENTBRAIN_CACHE": str(tmp_path / "cache"),
+           "LATENTBRAIN_RUNS": str(tmp_path / "runs"), "LATENTBRAIN_DATA": str(data),
+           "TF_CPP_MIN_LOG_LEVEL": "2"}
     app_dir = tmp_path / "app"
     ignore = shutil.ignore_patterns("__pycache__")
     app_dir.mkdir()
     shutil.copy2(REPO / "app.py", app_dir / "app.py")
     for folder in ("core", "ui", "pages", ".streamlit"):
         shutil.copytree(REPO / folder, app_dir / folder, ignore=ignore)
-    with serve(app_dir, app_env, "--server.runOnSave", "true") as url:
+    with serve(app_dir, env, "--server.runOnSave", "true") as url:
         yield url, app_dir
 
 
