@@ -36,7 +36,9 @@ def load_keras(path: str | Path, compile: bool = True):
     """Load a ``.keras`` file with ``safe_mode=True``; UserError if missing, corrupt or foreign."""
     import keras
 
-    import core.models  # noqa: F401  (registers the custom classes)
+    import core.models
+
+    core.models.register()  # the package loads model modules lazily: register every class first
 
     path = Path(path)
     if not path.is_file():

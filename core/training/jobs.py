@@ -10,6 +10,8 @@ needs is read back from the run folder (:meth:`core.training.runs.RunFolder.read
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import subprocess
 import sys
@@ -23,6 +25,9 @@ from core.training.config import make_config, revise_config
 from core.training.runs import RunFolder
 
 __all__ = ["MAX_JOBS", "max_jobs", "active_jobs", "launch_training", "launch_run", "cancel", "resume"]
+
+#: Lock file (``flock``) that makes checking and starting a run's job one step.
+LAUNCH_GUARD = ".launch.lock"
 
 #: Default bound on training jobs running at once (env ``LATENTBRAIN_MAX_JOBS``).
 MAX_JOBS = 2
@@ -51,11 +56,36 @@ def _check_capacity(runs_dir, run: RunFolder) -> None:
         )
 
 
+@contextlib.contextmanager
+def _launch_guard(run: RunFolder):
+    """Serialise launches of one run (threads of one server, several servers, the CLI).
+
+    Without it two sessions pressing Resume together both pass the status check and both
+    start a job; the loser's job exits on the run lock, but its "queued" status has already
+    overwritten the winner's. ``flock`` is released by the kernel if the holder dies.
+    """
+    with open(run.path / LAUNCH_GUARD, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _spawn(run: RunFolder) -> int:
-    """Start the job of an existing run folder; returns its pid."""
-    owner = run.lock_owner()
-    if owner is not None:
-        raise UserError(f"run {run.name} is already training (pid {owner})")
+    """Start the job of an existing run folder, unless one is already queued or training;
+    returns its pid.  The check and the start are one step (:func:`_launch_guard`)."""
+    with _launch_guard(run):
+        owner = run.lock_owner()
+        if owner is not None:
+            raise UserError(f"run {run.name} is already training (pid {owner})")
+        status = run.read_status()
+        if status["state"] in runs.ACTIVE_STATES and status.get("pid") is not None:
+            raise UserError(f"run {run.name} is already {status['state']} (pid {status['pid']})")
+        return _start_process(run)
+
+
+def _start_process(run: RunFolder) -> int:
     command = [sys.executable, "-m", "core", "train", "--run-dir", str(run.path), "--quiet"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(settings.REPO_ROOT), env.get("PYTHONPATH")) if p)
