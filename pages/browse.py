@@ -60,7 +60,6 @@ st.caption(f"{subject} · site {row['site'] or '?'} · age {row['age'] if row['a
 # --- Viewer controls -------------------------------------------------------------------------
 if st.session_state.get(state.CROSSHAIR, (None,))[0] != subject:
     st.session_state[state.CROSSHAIR] = (subject, tuple(s // 2 for s in volume.shape))
-crosshair = list(st.session_state[state.CROSSHAIR][1])
 c1, c2, c3 = st.columns([1, 1, 2])
 radiological = c1.toggle("Radiological (R on left)", value=True, key=state.RADIOLOGICAL,
                          help="Off: neurological convention, the subject's right on the right.")
@@ -75,11 +74,6 @@ else:
     width = w2.slider("Width", 1e-3 * (vmax - vmin), vmax - vmin,
                       float(np.clip(auto_width, 1e-3 * (vmax - vmin), vmax - vmin)), key=state.WIDTH)
 VIEWS = (("axial", 2), ("coronal", 1), ("sagittal", 0))
-views = st.columns(3)
-for column, (axis, a) in zip(views, VIEWS):
-    crosshair[a] = column.slider(f"{axis.capitalize()} slice", 0, volume.shape[a] - 1, crosshair[a],
-                                 key=state.crosshair_slider(subject, a))
-st.session_state[state.CROSSHAIR] = (subject, tuple(crosshair))
 
 # --- Slice range (drawn on the views below) --------------------------------------------------
 if state.RANGE_AXIS not in st.session_state and state.CHOSEN_AXIS in st.session_state:
@@ -92,16 +86,29 @@ if not current or current[1] > n_slices or current[0] >= current[1]:
     st.session_state[state.RANGE] = middle_range(n_slices)
 start, stop = st.session_state[state.RANGE]
 
+
 # --- Three planes ----------------------------------------------------------------------------
-for column, (axis, a) in zip(views, VIEWS):
-    png = data.plane_png(entry, axis, crosshair[a], level, width, radiological, tuple(crosshair),
-                         (range_axis, start, stop))
-    position = volume.voxel_to_mm(crosshair)[a]
-    column.image(png, caption=f"{axis} {crosshair[a]} ({position:+.1f} mm)", output_format="PNG")
-x, y, z = volume.voxel_to_mm(crosshair)
-st.markdown(f"**Voxel** ({crosshair[0]}, {crosshair[1]}, {crosshair[2]}) · **RAS** "
-            f"({x:+.1f}, {y:+.1f}, {z:+.1f}) mm · **intensity** {volume.data[tuple(crosshair)]:.1f} · "
-            f"window {level - width / 2:.0f}–{level + width / 2:.0f}")
+# A fragment: moving a slice slider reruns only the three views and the readout (~10 ms of
+# work), not the subject table, the range picker and the thumbnails below.
+@st.fragment
+def three_planes(entry, volume, subject, level, width, radiological, range_box):
+    crosshair = list(st.session_state[state.CROSSHAIR][1])
+    views = st.columns(3)
+    for column, (axis, a) in zip(views, VIEWS):
+        crosshair[a] = column.slider(f"{axis.capitalize()} slice", 0, volume.shape[a] - 1, crosshair[a],
+                                     key=state.crosshair_slider(subject, a))
+    st.session_state[state.CROSSHAIR] = (subject, tuple(crosshair))
+    for column, (axis, a) in zip(views, VIEWS):
+        png = data.plane_png(entry, axis, crosshair[a], level, width, radiological, tuple(crosshair), range_box)
+        position = volume.voxel_to_mm(crosshair)[a]
+        column.image(png, caption=f"{axis} {crosshair[a]} ({position:+.1f} mm)", output_format="PNG")
+    x, y, z = volume.voxel_to_mm(crosshair)
+    st.markdown(f"**Voxel** ({crosshair[0]}, {crosshair[1]}, {crosshair[2]}) · **RAS** "
+                f"({x:+.1f}, {y:+.1f}, {z:+.1f}) mm · **intensity** {volume.data[tuple(crosshair)]:.1f} · "
+                f"window {level - width / 2:.0f}–{level + width / 2:.0f}")
+
+
+three_planes(entry, volume, subject, level, width, radiological, (range_axis, start, stop))
 
 # --- Slice range picker ----------------------------------------------------------------------
 st.subheader("Slice range for the dataset")
