@@ -6,7 +6,8 @@ This module imports neither Keras nor TensorFlow, so a page can read a preset ch
 A config is a flat JSON-friendly dict: ``model_type``, ``preset``, the training settings
 (``image_size``, ``batch_size``, ``learning_rate``, ``epochs``, ``early_stopping_patience``,
 ``seed``) and the model's own keys.  VAE configs add the loss and KL warm-up keys
-(``recon_loss``, ``sigma``, ``beta``, ``free_bits``, ``kl_schedule``, ``warmup_epochs``...);
+(``recon_loss``, ``sigma``, ``beta``, ``free_bits``, ``kl_schedule``, ``warmup_epochs``...,
+and ``conditional`` with the dataset's ``slice_range`` [start, stop) for a conditional VAE);
 VQ-VAE configs add the codebook keys and the prior's (``prior_epochs``, ``prior_filters``...).
 
 - ``demo``: 64 px, small; trains on the demo cohort on 2 CPU cores in minutes.
@@ -59,6 +60,7 @@ _VAE_LOSS = {
     "loss_mode": "elbo",
     "kl_schedule": "linear",
     "cycle_epochs": 10,
+    "conditional": False,
 }
 
 _VQ_CODEBOOK = {
@@ -234,6 +236,14 @@ def validate_config(config, n_train=None):
         check_choice("kl_schedule", c["kl_schedule"], KL_SCHEDULES)
         c["warmup_epochs"] = check_int("warmup_epochs", c["warmup_epochs"], 0)
         c["cycle_epochs"] = check_int("cycle_epochs", c["cycle_epochs"], 1)
+        check_bool("conditional", c["conditional"])
+        if c["conditional"] and c.get("slice_range") is not None:
+            sr = c["slice_range"]
+            if not isinstance(sr, (list, tuple)) or len(sr) != 2:
+                raise UserError(f"slice_range must be [start, stop], got {sr!r}")
+            c["slice_range"] = [check_int("slice_range", v, 0) for v in sr]
+            if c["slice_range"][1] - c["slice_range"][0] < 2:
+                raise UserError(f"slice_range must hold at least 2 slices, got {sr!r}")
     else:
         c["num_embeddings"] = check_int("num_embeddings", c["num_embeddings"], 2)
         c["embedding_dim"] = check_int("embedding_dim", c["embedding_dim"], 1)

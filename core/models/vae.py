@@ -27,6 +27,7 @@ from core.models._checks import (
     check_int,
 )
 from core.models.blocks import down_block, up_block
+from core.models.conditions import CONDITION_DIM, condition_array
 from core.models.inference import as_images, batches, compiled, numpy_images
 from core.models.presets import KL_SCHEDULES, LOSS_MODES, RECON_LOSSES
 
@@ -81,34 +82,46 @@ class Sampling(layers.Layer):
         return {**super().get_config(), "seed": self.seed}
 
 
-def get_vae_encoder(image_size, filters, latent_dim, kernel_size=4):
+def get_vae_encoder(image_size, filters, latent_dim, kernel_size=4, condition_dim=0):
     """Functional encoder: ``(B, S, S, 1)`` images -> ``[z_mean, z_log_var]``, each ``(B, latent_dim)``.
 
     One :func:`down_block` (conv stride 2, BatchNorm, LeakyReLU) per entry of ``filters``,
-    then flatten and two float32 dense heads.
+    then flatten and two float32 dense heads.  With ``condition_dim > 0`` a second input
+    ``(B, condition_dim)`` is concatenated to the flattened features (conditional VAE).
     """
     inputs = keras.Input((image_size, image_size, 1), name="images")
     x = inputs
     for i, f in enumerate(filters):
         x = down_block(x, f, kernel_size, name=f"enc{i}")
     x = layers.Flatten(name="flatten")(x)
+    model_inputs = inputs
+    if condition_dim:
+        condition = keras.Input((condition_dim,), name="condition")
+        x = layers.Concatenate(name="with_condition")([x, condition])
+        model_inputs = [inputs, condition]
     z_mean = layers.Dense(latent_dim, dtype="float32", name="z_mean")(x)
     z_log_var = layers.Dense(latent_dim, dtype="float32", name="z_log_var")(x)
-    return keras.Model(inputs, [z_mean, z_log_var], name="encoder")
+    return keras.Model(model_inputs, [z_mean, z_log_var], name="encoder")
 
 
-def get_vae_decoder(image_size, filters, latent_dim, kernel_size=4):
+def get_vae_decoder(image_size, filters, latent_dim, kernel_size=4, condition_dim=0):
     """Functional decoder: ``(B, latent_dim)`` -> ``(B, S, S, 1)`` float32 logits.
 
     Dense to the encoder's last feature map, then one :func:`up_block` (transposed conv
     stride 2, BatchNorm, LeakyReLU) per encoder block with the filters mirrored, then a 3x3
-    conv to one channel.
+    conv to one channel.  With ``condition_dim > 0`` a second input ``(B, condition_dim)``
+    is concatenated to ``z``.
     """
     n = len(filters)
     side = image_size // 2**n
     up_filters = list(reversed(filters))[1:] + [filters[0]]
     inputs = keras.Input((latent_dim,), name="z")
-    x = layers.Dense(side * side * filters[-1], name="dense")(inputs)
+    x = inputs
+    if condition_dim:
+        condition = keras.Input((condition_dim,), name="condition")
+        x = layers.Concatenate(name="with_condition")([inputs, condition])
+        inputs = [inputs, condition]
+    x = layers.Dense(side * side * filters[-1], name="dense")(x)
     x = layers.LeakyReLU(0.2, name="dense_act")(x)
     x = layers.Reshape((side, side, filters[-1]), name="reshape")(x)
     for i, f in enumerate(up_filters):
@@ -137,6 +150,10 @@ class VAE(keras.Model):
         free_bits: nats per latent unit below which the (batch-mean) KL is not penalised.
         loss_mode: ``"elbo"`` or ``"thesis"`` (``1000 * mean-MSE + KL``, beta fixed at 1).
         seed: seed of the sampling layer.
+        conditional: condition encoder and decoder on age, sex and slice position
+            (:mod:`core.models.conditions`); train with ``fit(images, conditions)``.
+        slice_range: ``[start, stop)`` slice indices of the training data (conditional only),
+            to turn a requested slice index into the model's 0-1 position.
 
     ``train_step``/``test_step`` report ``loss``, ``recon`` (per image), ``kl`` (nats per image,
     unweighted, before free bits) and ``beta``.
@@ -160,6 +177,8 @@ class VAE(keras.Model):
         free_bits=0.0,
         loss_mode="elbo",
         seed=None,
+        conditional=False,
+        slice_range=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -175,13 +194,23 @@ class VAE(keras.Model):
         self.free_bits = check_float("free_bits", free_bits, 0.0)
         self.loss_mode = check_choice("loss_mode", loss_mode, LOSS_MODES)
         self.seed = seed
+        self.conditional = check_bool("conditional", conditional)
+        self.slice_range = None
+        if self.conditional:
+            if slice_range is None:
+                raise UserError("a conditional VAE needs slice_range [start, stop) of its dataset")
+            start, stop = (check_int("slice_range", v, 0) for v in slice_range)
+            if stop - start < 2:
+                raise UserError(f"slice_range must hold at least 2 slices, got [{start}, {stop})")
+            self.slice_range = (start, stop)
+        self.condition_dim = CONDITION_DIM if self.conditional else 0
         beta = check_float("beta", beta, 0.0)
 
         self.encoder = get_vae_encoder(
-            self.image_size, self.filters, self.latent_dim, self.kernel_size
+            self.image_size, self.filters, self.latent_dim, self.kernel_size, self.condition_dim
         )
         self.decoder = get_vae_decoder(
-            self.image_size, self.filters, self.latent_dim, self.kernel_size
+            self.image_size, self.filters, self.latent_dim, self.kernel_size, self.condition_dim
         )
         self.sampling = Sampling(seed=seed, name="sampling")
         self.beta = keras.Variable(beta, dtype="float32", trainable=False, name="beta")
@@ -200,44 +229,82 @@ class VAE(keras.Model):
         return [self.loss_tracker, self.recon_tracker, self.kl_tracker, self.beta_tracker]
 
     def call(self, inputs, training=False):
-        """Deterministic reconstruction (decoded posterior mean), ``(B, S, S, 1)`` in [0, 1]."""
+        """Deterministic reconstruction (decoded posterior mean), ``(B, S, S, 1)`` in [0, 1].
+
+        A conditional VAE takes ``(images, conditions)``."""
+        if self.conditional:
+            x, c = inputs
+            c = ops.cast(c, "float32")
+            z_mean, _ = self.encoder([as_images(x), c], training=training)
+            return ops.sigmoid(self.decoder([z_mean, c], training=training))
         z_mean, _ = self.encoder(as_images(inputs), training=training)
         return ops.sigmoid(self.decoder(z_mean, training=training))
 
-    def encode(self, x, batch_size=256):
-        """Posterior parameters of images ``(N, S, S[, 1])``: ``(z_mean, z_log_var)``, each ``(N, latent_dim)`` float32 ndarray."""
-        fn = compiled(self, "encode", lambda t: self.encoder(t, training=False))
+    def _conditions(self, condition, n):
+        """``(n, condition_dim)`` float32 for a conditional model (None for an unconditional one)."""
+        if not self.conditional:
+            if condition is not None:
+                raise UserError("this VAE is not conditional: train one with conditional=True "
+                                "to ask for age, sex and slice position")
+            return None
+        if condition is None:
+            raise UserError("this VAE is conditional: give a condition "
+                            "{'age': years, 'sex': 'F'|'M', 'slice': index}")
+        return condition_array(condition, n, self.slice_range)
+
+    def encode(self, x, batch_size=256, condition=None):
+        """Posterior parameters of images ``(N, S, S[, 1])``: ``(z_mean, z_log_var)``, each ``(N, latent_dim)`` float32 ndarray.
+
+        A conditional VAE needs ``condition`` (see :func:`core.models.conditions.condition_array`)."""
         images = numpy_images(x)
-        parts = [fn(b) for b in batches(images, batch_size)] or [
-            fn(np.zeros((0, *images.shape[1:]), "float32"))
-        ]
+        c = self._conditions(condition, len(images))
+        if c is None:
+            fn = compiled(self, "encode", lambda t: self.encoder(t, training=False))
+            parts = [fn(b) for b in batches(images, batch_size)] or [
+                fn(np.zeros((0, *images.shape[1:]), "float32"))
+            ]
+        else:
+            fn = compiled(self, "encode_c", lambda t, u: self.encoder([t, u], training=False))
+            parts = [fn(images[s : s + batch_size], c[s : s + batch_size])
+                     for s in range(0, len(images), batch_size)] or [fn(images, c)]
         return (
             np.concatenate([np.asarray(p[0], "float32") for p in parts]),
             np.concatenate([np.asarray(p[1], "float32") for p in parts]),
         )
 
-    def decode(self, z, batch_size=256):
-        """Images for latent vectors ``(N, latent_dim)``: ``(N, S, S, 1)`` float32 ndarray in [0, 1]."""
-        fn = compiled(
-            self, "decode", lambda t: ops.cast(ops.sigmoid(self.decoder(t, training=False)), "float32")
-        )
+    def decode(self, z, batch_size=256, condition=None):
+        """Images for latent vectors ``(N, latent_dim)``: ``(N, S, S, 1)`` float32 ndarray in [0, 1].
+
+        A conditional VAE needs ``condition`` (see :func:`core.models.conditions.condition_array`)."""
         z = np.asarray(z, dtype="float32").reshape(-1, self.latent_dim)
-        parts = [np.asarray(fn(b)) for b in batches(z, batch_size)]
+        c = self._conditions(condition, len(z))
+        if c is None:
+            fn = compiled(
+                self, "decode", lambda t: ops.cast(ops.sigmoid(self.decoder(t, training=False)), "float32")
+            )
+            parts = [np.asarray(fn(b)) for b in batches(z, batch_size)]
+        else:
+            fn = compiled(self, "decode_c", lambda t, u: ops.cast(
+                ops.sigmoid(self.decoder([t, u], training=False)), "float32"))
+            parts = [np.asarray(fn(z[s : s + batch_size], c[s : s + batch_size]))
+                     for s in range(0, len(z), batch_size)]
         if not parts:
             return np.zeros((0, self.image_size, self.image_size, 1), "float32")
         return np.concatenate(parts)
 
-    def reconstruct(self, x, batch_size=256):
+    def reconstruct(self, x, batch_size=256, condition=None):
         """Decoded posterior means of images ``(N, S, S[, 1])``: ``(N, S, S, 1)`` float32 ndarray."""
-        z_mean, _ = self.encode(x, batch_size)
-        return self.decode(z_mean, batch_size)
+        z_mean, _ = self.encode(x, batch_size, condition=condition)
+        return self.decode(z_mean, batch_size, condition=condition)
 
-    def sample(self, n, seed=0, temperature=1.0, source="prior"):
+    def sample(self, n, seed=0, temperature=1.0, source="prior", condition=None):
         """``n`` new images: ``(n, S, S, 1)`` float32 in [0, 1].
 
         ``source="prior"`` draws ``z ~ N(0, temperature^2 I)``; ``"aggregate"`` draws from the
         attached aggregate posterior (:meth:`attach_aggregate`; a Gaussian mixture fitted on
         the training latents), ``temperature`` scaling each draw's spread about its component.
+        A conditional VAE needs ``condition``, e.g. ``{"age": 75, "sex": "F", "slice": 170}``
+        (one dict for all, a list of ``n`` dicts, or an encoded ``(n, 3)`` array).
         """
         n = check_int("n", n, 0)
         temperature = check_float("temperature", temperature, 0.0)
@@ -248,10 +315,10 @@ class VAE(keras.Model):
                     "this VAE has no aggregate posterior attached; fit one first "
                     "(core.models.aggregate.attach_run_aggregate)"
                 )
-            return self.decode(self.aggregate.sample(n, seed, temperature))
+            return self.decode(self.aggregate.sample(n, seed, temperature), condition=condition)
         rng = np.random.default_rng(seed)
         z = rng.standard_normal((n, self.latent_dim)).astype("float32") * temperature
-        return self.decode(z)
+        return self.decode(z, condition=condition)
 
     @property
     def aggregate(self):
@@ -268,12 +335,22 @@ class VAE(keras.Model):
         object.__setattr__(self, "_aggregate", mixture)  # outside Keras' tracking: never saved
 
     # ------------------------------------------------------------------ loss
-    def compute_losses(self, x, training=False):
-        """Loss terms for a batch: dict of float32 scalars ``loss``, ``recon``, ``kl``, ``beta``."""
+    def compute_losses(self, x, training=False, condition=None):
+        """Loss terms for a batch: dict of float32 scalars ``loss``, ``recon``, ``kl``, ``beta``.
+
+        A conditional VAE needs the batch's ``condition`` vectors ``(B, 3)``."""
         x = as_images(x)
-        z_mean, z_log_var = self.encoder(x, training=training)
-        z = self.sampling([z_mean, z_log_var])
-        logits = ops.cast(self.decoder(z, training=training), "float32")
+        if self.conditional:
+            if condition is None:
+                raise UserError("a conditional VAE trains on (images, conditions): fit(images, conditions)")
+            c = ops.cast(condition, "float32")
+            z_mean, z_log_var = self.encoder([x, c], training=training)
+            z = self.sampling([z_mean, z_log_var])
+            logits = ops.cast(self.decoder([z, c], training=training), "float32")
+        else:
+            z_mean, z_log_var = self.encoder(x, training=training)
+            z = self.sampling([z_mean, z_log_var])
+            logits = ops.cast(self.decoder(z, training=training), "float32")
         z_mean = ops.cast(z_mean, "float32")
         z_log_var = ops.cast(z_log_var, "float32")
         kl_units = 0.5 * (ops.square(z_mean) + ops.exp(z_log_var) - 1.0 - z_log_var)  # (B, L)
@@ -318,9 +395,9 @@ class VAE(keras.Model):
     def train_step(self, data):
         import tensorflow as tf  # GradientTape: the TF backend's training hook
 
-        x = data[0] if isinstance(data, (tuple, list)) else data
+        x, c = self._unpack(data)
         with tf.GradientTape() as tape:
-            terms = self.compute_losses(x, training=True)
+            terms = self.compute_losses(x, training=True, condition=c)
             scaled = self.optimizer.scale_loss(terms["loss"])
         variables = self.trainable_variables
         grads = tape.gradient(scaled, variables)
@@ -328,8 +405,15 @@ class VAE(keras.Model):
         return self._update_trackers(terms)
 
     def test_step(self, data):
-        x = data[0] if isinstance(data, (tuple, list)) else data
-        return self._update_trackers(self.compute_losses(x, training=False))
+        x, c = self._unpack(data)
+        return self._update_trackers(self.compute_losses(x, training=False, condition=c))
+
+    def _unpack(self, data):
+        """``(images, conditions or None)`` from a batch: ``x`` or ``(x,)``, or ``(x, c)`` when conditional."""
+        if not isinstance(data, (tuple, list)):
+            return data, None
+        c = data[1] if self.conditional and len(data) > 1 else None
+        return data[0], c
 
     def get_config(self):
         return {
@@ -345,6 +429,7 @@ class VAE(keras.Model):
             "free_bits": self.free_bits,
             "loss_mode": self.loss_mode,
             "seed": self.seed,
+            **({"conditional": True, "slice_range": list(self.slice_range)} if self.conditional else {}),
         }
 
     @classmethod
@@ -364,6 +449,8 @@ _VAE_ARGS = (
     "free_bits",
     "loss_mode",
     "seed",
+    "conditional",
+    "slice_range",
 )
 
 
