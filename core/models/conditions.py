@@ -62,7 +62,7 @@ def condition_array(condition, n, slice_range) -> np.ndarray:
     ``condition`` is one dict (repeated ``n`` times), a list of ``n`` dicts, or an already
     encoded ``(n, CONDITION_DIM)`` array.
 
-    >>> condition_array({"age": 75, "sex": "F", "slice": 170}, 2, (160, 190)).round(3).tolist()
+    >>> [[round(float(v), 3) for v in row] for row in condition_array({"age": 75, "sex": "F", "slice": 170}, 2, (160, 190))]
     [[0.75, 1.0, 0.345], [0.75, 1.0, 0.345]]
     """
     if isinstance(condition, dict):
