@@ -136,6 +136,8 @@ def train_slice_position_net(images, positions, sites=None, epochs: int = 6, see
         losses["site"] = "sparse_categorical_crossentropy"
     model = keras.Model(inputs, list(outputs.values()), name="slice_position_net")
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss=list(losses.values()))
+    # At least ~240 gradient steps, so a small dataset still gets a trained (not random) feature space.
+    epochs = max(int(epochs), -(-240 // -(-len(x) // batch_size)))
     fit = model.fit(x, list(targets.values()), epochs=epochs, batch_size=batch_size, verbose=0, shuffle=True)
     history = {k: float(v[-1]) for k, v in fit.history.items()}
     feature_model = keras.Model(inputs, feats)
@@ -145,7 +147,7 @@ def train_slice_position_net(images, positions, sites=None, epochs: int = 6, see
 def _from_model(model, history: dict, sites: list[str]) -> SlicePositionNet:
     import keras
 
-    feature_model = keras.Model(model.inputs, model.get_layer("features").output)
+    feature_model = keras.Model(model.inputs[0], model.get_layer("features").output)
     return SlicePositionNet(model, feature_model, history, sites)
 
 
@@ -163,7 +165,7 @@ def cached_slice_position_net(cache_dir, dataset_hash: str, images, positions, s
     from core.training.checkpoints import load_keras
 
     folder = Path(cache_dir)
-    stem = f"slice_position_net-{dataset_hash}-seed{int(seed)}-e{int(epochs)}"
+    stem = f"slice_position_net-v2-{dataset_hash}-seed{int(seed)}-e{int(epochs)}"  # v2: >= 240 steps
     model_path, meta_path = folder / f"{stem}.keras", folder / f"{stem}.json"
     meta = read_json(meta_path, default=None)
     if model_path.is_file() and isinstance(meta, dict):

@@ -23,8 +23,8 @@ def _headline(value):
 def _train(tmp_path_factory, dataset, epochs, name):
     from core.training import runs, trainer
 
-    overrides = {"filters": [8, 16], "latent_dim": 8, "batch_size": 32, "epochs": epochs,
-                 "warmup_epochs": 1, "learning_rate": 3e-3}
+    overrides = {"filters": [8, 16], "latent_dim": 8, "batch_size": 16, "epochs": epochs,
+                 "warmup_epochs": min(epochs, 5), "learning_rate": 3e-3}
     run_dir = runs.prepare_run(tmp_path_factory.mktemp("evalruns") / name, dataset, "vae", "demo", overrides)
     trainer.train_run(run_dir)
     return run_dir
@@ -33,9 +33,10 @@ def _train(tmp_path_factory, dataset, epochs, name):
 @pytest.fixture(scope="module")
 def short_and_long(tmp_path_factory, eval_dataset):
     return (_train(tmp_path_factory, eval_dataset, 1, "vae-1ep"),
-            _train(tmp_path_factory, eval_dataset, 15, "vae-15ep"))
+            _train(tmp_path_factory, eval_dataset, 60, "vae-60ep"))
 
 
+@pytest.mark.slow
 def test_evaluation_json_holds_the_contract(short_and_long):
     from core.evaluation.run import evaluate_run, read_evaluation
 
@@ -57,6 +58,7 @@ def test_evaluation_json_holds_the_contract(short_and_long):
     assert result["frechet"]["real_halves"] < result["frechet"]["mean"]
 
 
+@pytest.mark.slow
 def test_longer_training_scores_better_than_one_epoch(short_and_long):
     from core.evaluation.run import evaluate_run
 
