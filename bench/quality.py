@@ -7,7 +7,18 @@ with its PixelCNN prior.  Measured on the *test subjects* (never seen in trainin
 
 - reconstruction SSIM and PSNR,
 - active latent units (mean KL per unit > 0.01 nats) and KL in nats per image,
-- sample sharpness: mean Laplacian variance of 64 samples ÷ that of the real test slices.
+- sample sharpness: mean Laplacian variance of 64 samples ÷ that of the real test slices,
+- (issue 10) on 256 samples: MS-SSIM among samples beside real–real (different subjects),
+  Fréchet distance in the slice-position net's features and in the run's own encoder's,
+  the classifier two-sample test accuracy; for the VAE also sampled from the aggregate
+  posterior (a Gaussian mixture on the training latents); for the VQ-VAE the blotch rate
+  (``core.evaluation.blotches``) at temperature 1 and 0.85;
+- (issue 10) a conditional VAE: obedience to requested age (Pearson r, requested vs an age
+  regressor's reading) and slice position (MAE in slices), each regressor's figure on real
+  test slices as the ceiling.
+
+Rows: ``ours`` (the ``demo`` preset: Bernoulli decoder), ``sigma01`` (Gaussian, sigma = 0.1,
+the previous default), ``thesis_loss``, ``vqvae_prior``, ``cvae``.
 
 Usage: ``python bench/quality.py [--quick] [--budget-s 240] [--figures DIR]``.
 Prints a table and, as its last line, one JSON object.
@@ -28,13 +39,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from core.data.dataset import build_dataset, load_split_images  # noqa: E402
+from core.data.dataset import build_dataset, load_manifest, load_split_images  # noqa: E402
 from core.data.demo import build_demo_cohort  # noqa: E402
 from core.data.slices import thesis_spec  # noqa: E402
 from core.data.volumes import load_volume, scan_source  # noqa: E402
 from core.evaluation import compute_psnr, compute_sharpness, compute_ssim  # noqa: E402
 from core.models import active_units, build_model, build_prior, get_preset, kl_beta_schedule, kl_per_unit  # noqa: E402
 from core.viz.images import grid_png  # noqa: E402
+from core.evaluation.blotches import BlotchDetector  # noqa: E402
+from core.evaluation.c2st import classifier_two_sample_test  # noqa: E402
+from core.evaluation.distances import frechet_distance  # noqa: E402
+from core.evaluation.diversity import pairwise_ms_ssim  # noqa: E402
+from core.evaluation.features import encoder_features, train_slice_position_net  # noqa: E402
+from core.evaluation.obedience import agreement, train_attribute_regressor  # noqa: E402
+from core.models.aggregate import fit_aggregate_posterior  # noqa: E402
+from core.models.conditions import condition_array, dataset_conditions  # noqa: E402
 
 
 class _WallClock(keras.callbacks.Callback):
@@ -77,14 +96,14 @@ def demo_dataset(size: int) -> Path:
     return build_dataset(entries, spec, fractions=(0.7, 0.1, 0.2), seed=0).path
 
 
-def train_vae(train, config, budget_s):
+def train_vae(train, config, budget_s, conditions=None):
     keras.utils.set_random_seed(0)
     model = build_model(config)
     model.compile(optimizer=keras.optimizers.Adam(config["learning_rate"]))
     clock = _WallClock(budget_s)
     callbacks = [clock] + ([_BetaSchedule(config)] if config.get("loss_mode") != "thesis" else [])
     started = time.perf_counter()
-    history = model.fit(train, batch_size=config["batch_size"], epochs=10_000, verbose=0,
+    history = model.fit(train, conditions, batch_size=config["batch_size"], epochs=10_000, verbose=0,
                         shuffle=True, callbacks=callbacks)
     return model, clock.epochs, time.perf_counter() - started, history.history
 
@@ -120,6 +139,56 @@ def train_vqvae(train, config, budget_s, prior_budget_s):
     return model, clock.epochs, prior_clock.epochs, time.perf_counter() - started, history.history
 
 
+class _SampleJudge:
+    """The issue-10 sample figures against one dataset, with its slice-position net trained once."""
+
+    def __init__(self, dataset, train, test, n_samples, c2st_epochs):
+        manifest = load_manifest(dataset)
+        subjects = manifest["subjects"]
+        slices = manifest["splits"]["train"]["slices"]
+        self.train, self.test, self.n, self.c2st_epochs = train[..., 0], test[..., 0], n_samples, c2st_epochs
+        self.net = train_slice_position_net(self.train, [i for _, i in slices],
+                                            [subjects[s]["site"] for s, _ in slices])
+        self.real_features = self.net.features(self.test)
+        test_groups = [s for s, _ in manifest["splits"]["test"]["slices"]]
+        self.real_ms_ssim = pairwise_ms_ssim(self.test, n_pairs=500, groups=test_groups)["mean"]
+        self.blotches = BlotchDetector(self.train)
+
+    def judge(self, model, samples, blotches=False):
+        s = samples[..., 0]
+        out = {
+            "ms_ssim": pairwise_ms_ssim(s, n_pairs=500)["mean"],
+            "fd_posnet": frechet_distance(self.real_features, self.net.features(s)),
+            "fd_own": frechet_distance(encoder_features(model, self.test), encoder_features(model, s))
+            if not getattr(model, "conditional", False) else None,
+            "c2st": classifier_two_sample_test(self.train, s, self.test, epochs=self.c2st_epochs)["accuracy"],
+        }
+        if blotches:
+            out["blotch_rate"] = self.blotches.rate(s)["rate"]
+        return out
+
+
+def obedience(dataset, train, test, model, budget_epochs, n_samples):
+    """Requested-vs-read age and slice position of a conditional VAE, with the regressors' ceilings."""
+    manifest = load_manifest(dataset)
+    c_train, c_test = dataset_conditions(manifest, "train"), dataset_conditions(manifest, "test")
+    ages = {split: np.array([manifest["subjects"][s]["age"] for s, _ in manifest["splits"][split]["slices"]])
+            for split in ("train", "test")}
+    pos = {split: np.array([i for _, i in manifest["splits"][split]["slices"]], float) for split in ("train", "test")}
+    age_reg = train_attribute_regressor(train, ages["train"], epochs=budget_epochs)
+    pos_reg = train_attribute_regressor(train, pos["train"], epochs=budget_epochs, seed=1)
+    # Requests: the test slices' own (age, sex, slice), so the ceiling and the test see one mix.
+    pick = np.random.default_rng(0).choice(len(c_test), min(n_samples, len(c_test)), replace=False)
+    samples = model.sample(len(pick), seed=0, condition=c_test[pick])
+    return {
+        "age_r": agreement(ages["test"][pick], age_reg.predict(samples))["pearson_r"],
+        "age_regressor_test_r": agreement(ages["test"], age_reg.predict(test))["pearson_r"],
+        "slice_mae": agreement(pos["test"][pick], pos_reg.predict(samples))["mae"],
+        "slice_regressor_test_mae": agreement(pos["test"], pos_reg.predict(test))["mae"],
+        "slice_mae_if_ignored": float(np.abs(pos["test"][pick] - pos["train"].mean()).mean()),
+    }, samples, c_train
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="about a minute per model")
@@ -127,19 +196,29 @@ def main(argv=None) -> int:
     parser.add_argument("--figures", type=Path, default=None, help="save sample/recon grids here")
     args = parser.parse_args(argv)
     budget = 20.0 if args.quick else args.budget_s
+    n_samples, c2st_epochs, reg_epochs = (64, 4, 5) if args.quick else (256, 8, 20)
 
     dataset = demo_dataset(size=64)
     train = np.asarray(load_split_images(dataset, "train"))[..., None]
     test = np.asarray(load_split_images(dataset, "test"))[..., None]
     print(f"dataset {dataset}: {len(train)} train / {len(test)} test slices (test subjects unseen)")
 
-    rows, figures = {}, {}
-    for name, overrides in (("ours", {}), ("thesis_loss", {"loss_mode": "thesis"})):
+    judge = _SampleJudge(dataset, train, test, n_samples, c2st_epochs)
+    rows, figures, extra = {}, {}, {}
+    for name, overrides in (("ours", {}), ("sigma01", {"recon_loss": "gaussian", "sigma": 0.1}),
+                            ("thesis_loss", {"loss_mode": "thesis"})):
         config = {**get_preset("vae", "demo"), **overrides}
         model, epochs, wall, history = train_vae(train, config, budget)
         metrics, recon, samples = evaluate_vae(model, test)
         rows[name] = {"epochs": epochs, "wall_s": wall, **metrics}
         figures[name] = (recon, samples)
+        extra[name] = judge.judge(model, model.sample(n_samples, seed=0))
+        if name == "ours":
+            z_mean, _ = model.encode(train)
+            model.attach_aggregate(fit_aggregate_posterior(z_mean, n_components=10))
+            agg = model.sample(n_samples, seed=0, source="aggregate")
+            extra["ours_aggregate"] = {"sharpness": compute_sharpness(agg[:64], test), **judge.judge(model, agg)}
+            figures["ours_aggregate"] = (recon, agg)
         print(f"  trained VAE ({name}) {epochs} epochs in {wall:.0f} s", flush=True)
 
     vq_config = get_preset("vqvae", "demo")
@@ -154,6 +233,21 @@ def main(argv=None) -> int:
         "sharpness": compute_sharpness(vq_samples, test),
     }
     figures["vqvae_prior"] = (vq_recon, vq_samples)
+    extra["vqvae_prior"] = judge.judge(vq, vq.sample(n_samples, seed=0), blotches=True)
+    extra["vqvae_prior_t085"] = judge.judge(vq, vq.sample(n_samples, seed=0, temperature=0.85), blotches=True)
+
+    manifest = load_manifest(dataset)
+    c_train = dataset_conditions(manifest, "train")
+    cvae_config = {**get_preset("vae", "demo"), "conditional": True,
+                   "slice_range": [manifest["spec"]["start"], manifest["spec"]["stop"]]}
+    cvae, c_epochs, c_wall, _ = train_vae(train, cvae_config, budget, conditions=c_train)
+    obey, cvae_samples, _ = obedience(dataset, train, test, cvae, reg_epochs, n_samples)
+    rows["cvae"] = {"epochs": c_epochs, "wall_s": c_wall, "ssim": float(compute_ssim(
+        test, cvae.reconstruct(test, condition=dataset_conditions(manifest, "test"))).mean()),
+        "psnr_db": float("nan"), "active_units": None, "kl_nats": None,
+        "sharpness": compute_sharpness(cvae_samples[:64], test)}
+    extra["cvae"] = obey
+    print(f"  trained conditional VAE {c_epochs} epochs in {c_wall:.0f} s", flush=True)
 
     header = f"{'model':<14}{'epochs':>8}{'wall s':>8}{'SSIM':>8}{'PSNR dB':>9}{'active':>8}{'KL nats':>9}{'sharp':>7}"
     print("\n" + header + "\n" + "-" * len(header))
@@ -162,6 +256,20 @@ def main(argv=None) -> int:
         kl = "–" if r["kl_nats"] is None else f"{r['kl_nats']:.1f}"
         print(f"{name:<14}{r['epochs']:>8}{r['wall_s']:>8.0f}{r['ssim']:>8.3f}{r['psnr_db']:>9.2f}"
               f"{active:>8}{kl:>9}{r['sharpness']:>7.2f}")
+
+    print(f"\nsamples ({n_samples}); real–real MS-SSIM {judge.real_ms_ssim:.3f}")
+    header2 = f"{'sampler':<18}{'MS-SSIM':>9}{'FD posnet':>11}{'FD own':>9}{'C2ST acc':>10}{'blotch':>8}"
+    print(header2 + "\n" + "-" * len(header2))
+    for name, e in extra.items():
+        if "c2st" not in e:
+            continue
+        fd_own = "–" if e["fd_own"] is None else f"{e['fd_own']:.2f}"
+        blotch = f"{e['blotch_rate']:.2f}" if "blotch_rate" in e else "–"
+        print(f"{name:<18}{e['ms_ssim']:>9.3f}{e['fd_posnet']:>11.3f}{fd_own:>9}{e['c2st']:>10.2f}{blotch:>8}")
+    o = extra["cvae"]
+    print(f"\nconditional VAE: age r {o['age_r']:.2f} (regressor on real test {o['age_regressor_test_r']:.2f}); "
+          f"slice MAE {o['slice_mae']:.1f} (real test {o['slice_regressor_test_mae']:.1f}, "
+          f"a model ignoring the request {o['slice_mae_if_ignored']:.1f})")
 
     if args.figures:
         args.figures.mkdir(parents=True, exist_ok=True)
@@ -181,7 +289,24 @@ def main(argv=None) -> int:
         "vqvae_ssim": round(rows["vqvae_prior"]["ssim"], 4),
         "vqvae_sharpness_ratio": round(rows["vqvae_prior"]["sharpness"], 3),
         "ssim_gain_ratio": round(ours["ssim"] / max(thesis["ssim"], 1e-9), 3),
+        "ours_epochs": ours["epochs"], "thesis_loss_epochs": thesis["epochs"],
+        "sigma01_ssim": round(rows["sigma01"]["ssim"], 4),
+        "sigma01_sharpness_ratio": round(rows["sigma01"]["sharpness"], 3),
+        "ours_aggregate_sharpness_ratio": round(extra["ours_aggregate"]["sharpness"], 3),
+        "vqvae_epochs": rows["vqvae_prior"]["epochs"], "vqvae_prior_epochs": rows["vqvae_prior"]["prior_epochs"],
+        "real_ms_ssim": round(judge.real_ms_ssim, 4),
+        "n_samples": n_samples,
     }
+    for name in ("ours", "ours_aggregate", "sigma01", "thesis_loss", "vqvae_prior", "vqvae_prior_t085"):
+        e = extra[name]
+        summary[f"{name}_ms_ssim"] = round(e["ms_ssim"], 4)
+        summary[f"{name}_fd_posnet"] = round(e["fd_posnet"], 4)
+        summary[f"{name}_fd_own"] = None if e["fd_own"] is None else round(e["fd_own"], 3)
+        summary[f"{name}_c2st_accuracy"] = round(e["c2st"], 3)
+        if "blotch_rate" in e:
+            summary[f"{name}_blotch_rate"] = round(e["blotch_rate"], 3)
+    summary.update({f"cvae_{k}": (None if v is None else round(v, 3)) for k, v in extra["cvae"].items()})
+    summary["cvae_epochs"] = rows["cvae"]["epochs"]
     print(json.dumps(summary))
     return 0
 
