@@ -40,6 +40,8 @@ st.caption(f"{kind} · {len(ex.enc)} slices of {ex.enc.meta['subject'].nunique()
            f"{ex.enc.seconds:.1f} s · {ex.image_size} px")
 if not ex.can_sample:
     st.warning("This VQ-VAE's prior is not trained, so sampling is off; everything else works.")
+elif note := panel.prior_note(next(r for r in runs if str(r["path"]) == run_dir)):
+    st.info(note)
 
 sliders, samples, interpolation, latent_map = st.tabs(["Sliders", "Samples", "Interpolation", "Map"])
 with sliders:

@@ -32,26 +32,42 @@ def runs_with_model() -> list[dict]:
     return [r for r in runs.list_runs(settings.runs_dir()) if has_model(r["path"])]
 
 
-def model_mtime(run_dir: str) -> int:
+def model_mtime(run_dir: str, name: str = "model.keras") -> int:
     try:
-        return (Path(run_dir) / "model.keras").stat().st_mtime_ns
+        return (Path(run_dir) / name).stat().st_mtime_ns
     except OSError:
         return 0
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
-def _explorer(run_dir: str, mtime: int):
+def _explorer(run_dir: str, mtime: int, prior_mtime: int):
     from core.latent import Explorer, encode_run
     from core.training.checkpoints import load_run_model
 
     model = load_run_model(run_dir)
-    return Explorer(model, encode_run(run_dir, model))
+    ex = Explorer(model, encode_run(run_dir, model))
+    # what cached samples depend on: the model file and, for a VQ-VAE, the prior it samples with
+    ex.sample_key = f"{ex.enc.fingerprint}|prior@{prior_mtime}"
+    return ex
 
 
 def explorer(run_dir: str):
-    """The run's :class:`core.latent.Explorer`, cached per run folder and model file mtime."""
+    """The run's :class:`core.latent.Explorer`, cached per run folder and model file mtime.
+
+    A VQ-VAE's ``prior.keras`` is written after the model (once per prior epoch): its mtime is
+    part of the key, so a prior that appears while the page is open turns sampling on."""
     with st.spinner("Loading the model and encoding every slice of its dataset (once per model file)…"):
-        return _explorer(str(run_dir), model_mtime(run_dir))
+        return _explorer(str(run_dir), model_mtime(run_dir), model_mtime(run_dir, "prior.keras"))
+
+
+def prior_note(run: dict) -> str | None:
+    """A line for a VQ-VAE whose prior is still training (samples come from its latest saved epoch)."""
+    if run.get("stage") == "prior" and run.get("state") in ("running", "queued"):
+        epoch, epochs = run.get("epoch"), run.get("epochs")
+        where = f" (epoch {epoch} of {epochs})" if epoch is not None and epochs else ""
+        return (f"Its prior is still training{where}: samples come from its latest saved epoch; rerun the page "
+                "to pick up a newer one.")
+    return None
 
 
 def rebuild_dataset(error) -> None:
@@ -165,12 +181,12 @@ def show_message() -> None:
 
 
 # ------------------------------------------------------------------ pieces
-def _subject_slice_pickers(ex, subject_key: str, slice_key: str, label: str = "") -> int:
-    """Subject + slice selectors; returns the chosen global row."""
+def _subject_slice_pickers(ex, subject_key: str, slice_key: str, label: str = "", default: int = 0) -> int:
+    """Subject + slice selectors (``default``: index of the subject chosen first); returns the chosen global row."""
     meta = ex.enc.meta
     subjects = sorted(meta["subject"].unique())
     if st.session_state.get(subject_key) not in subjects:
-        st.session_state[subject_key] = subjects[0]
+        st.session_state[subject_key] = subjects[default % len(subjects)]
     c1, c2 = st.columns([3, 2])
     subject = c1.selectbox(f"{label}Subject", subjects, key=subject_key,
                            format_func=lambda s: _subject_label(meta, s))
@@ -270,7 +286,7 @@ def samples_panel(ex) -> None:
     temperature = float(c2.slider("Temperature", 0.0, 1.5, 1.0, 0.05, key=state.LATENT_GRID_TEMPERATURE,
                                   help="VAE: standard deviation of z. VQ-VAE: divides the prior's logits."))
     try:
-        _, images = _samples(ex, ex.enc.fingerprint, seed, temperature, GRID_N)
+        _, images = _samples(ex, ex.sample_key, seed, temperature, GRID_N)
     except UserError as exc:
         st.error(str(exc))
         return
@@ -287,14 +303,16 @@ def _endpoint(ex, name: str):
     kind = st.radio(f"{name} is", ["slice", "sample"], horizontal=True, key=f"latent_ip_{name}_kind",
                     format_func={"slice": "a real slice", "sample": "a sample"}.get)
     if kind == "slice":
-        row = _subject_slice_pickers(ex, f"latent_ip_{name}_subject", f"latent_ip_{name}_slice", f"{name}: ")
+        # B starts on the last subject: an A → B strip between one slice and itself shows nothing
+        row = _subject_slice_pickers(ex, f"latent_ip_{name}_subject", f"latent_ip_{name}_slice", f"{name}: ",
+                                     default=-1 if name == "B" else 0)
         return ex.latent_of_rows([row])[0], f"{ex.enc.meta.at[row, 'subject']}-{ex.enc.meta.at[row, 'slice']}"
     if not ex.can_sample:
         raise UserError("this VQ-VAE's prior is not trained: interpolate between real slices instead")
     c1, c2 = st.columns(2)
     seed = int(c1.number_input(f"{name}: seed", 0, 10**6, 1 if name == "B" else 0, key=f"latent_ip_{name}_seed"))
     index = int(c2.number_input(f"{name}: tile", 0, GRID_N - 1, 0, key=f"latent_ip_{name}_tile"))
-    z, _ = _samples(ex, ex.enc.fingerprint, seed, 1.0, GRID_N)
+    z, _ = _samples(ex, ex.sample_key, seed, 1.0, GRID_N)
     return z[index], f"sample{seed}-{index}"
 
 
@@ -363,7 +381,7 @@ def map_panel(ex) -> None:
                              help="Do the model's samples cover the real distribution?" if ex.can_sample
                              else "The VQ-VAE's prior is not trained: no samples.")
             if show and ex.can_sample:
-                synthetic = _synthetic_pca(ex, ex.enc.fingerprint, 0)
+                synthetic = _synthetic_pca(ex, ex.sample_key, 0)
         else:
             st.caption("Synthetic samples are projected into the PCA map (t-SNE and UMAP cannot place new points "
                        "without refitting).")

@@ -180,7 +180,7 @@ def age_direction(x, age, train_mask=None, groups=None, to_latent=None, covariat
     gk = None if groups is None else np.asarray(groups)[known]
     r2 = _ridge_r2(xk, ak, *_held_out(None if train_mask is None else np.asarray(train_mask)[known], gk, len(ak)),
                    groups=gk)
-    return Direction("age", "age (years)", (slope / norm).astype("float32"), norm, "years", "attribute",
+    return Direction("age", "age", (slope / norm).astype("float32"), norm, "years", "attribute",
                      r2, "held-out R²")
 
 

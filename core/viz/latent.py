@@ -75,12 +75,17 @@ def _hover(table: pd.DataFrame) -> list[str]:
             + table["split"].astype(str) + " · row " + table["row"].astype(str)).tolist()
 
 
+#: Marker colour of projected synthetic samples: apart from Viridis and the category colours.
+SYNTHETIC_COLOUR = "#ff00ff"
+
+
 def map_figure(table: pd.DataFrame, coords, colour_by: str = "age", synthetic=None, selected: int | None = None,
                title: str = "", height: int = 560) -> go.Figure:
     """WebGL scatter of a map: one point per slice, coloured by ``colour_by`` (age: continuous
     scale; sex / site / slice / split: categories), every trace's ``customdata`` holding the
     global row id (point indices are per trace).  ``synthetic`` ``(m, 2)`` adds samples as
-    black crosses; ``selected`` rings one row."""
+    magenta crosses (visible on the dark and the light theme; black vanished on
+    the dark one); ``selected`` rings one row."""
     coords = np.asarray(coords)
     fig = go.Figure()
     text = _hover(table)
@@ -116,7 +121,7 @@ def map_figure(table: pd.DataFrame, coords, colour_by: str = "age", synthetic=No
         synthetic = np.asarray(synthetic)
         fig.add_trace(go.Scattergl(x=synthetic[:, 0], y=synthetic[:, 1], mode="markers", name="synthetic samples",
                                    customdata=np.full(len(synthetic), -1), hovertemplate="synthetic sample<extra></extra>",
-                                   marker=dict(size=8, color="black", symbol="x")))
+                                   marker=dict(size=9, color=SYNTHETIC_COLOUR, symbol="x")))
     if selected is not None and 0 <= int(selected) < len(coords):
         fig.add_trace(go.Scattergl(x=[coords[int(selected), 0]], y=[coords[int(selected), 1]], mode="markers",
                                    name="selected", customdata=[int(selected)], hoverinfo="skip",

@@ -9,14 +9,24 @@ SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
 
 
 def wait_idle(page, timeout_ms: int = 120_000) -> None:
-    """Wait until Streamlit has finished the current run (no 'Running…' status widget)."""
+    """Wait until Streamlit has finished the current run, fragment runs included.
+
+    The app root carries ``data-test-script-state`` (running / rerunRequested / notRunning);
+    the status widget's "Running…" text alone misses runs where it shows only its icon and
+    the *Stop* button.  Idle must hold over two checks, so a rerun that a click asked for but
+    has not started yet is not mistaken for the end of one.
+    """
     page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
-    page.wait_for_timeout(300)
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
-        timeout=timeout_ms,
+    idle = (
+        "() => { const app = document.querySelector('[data-testid=\"stApp\"]');"
+        " const state = app && app.getAttribute('data-test-script-state');"
+        " const widget = document.querySelector('[data-testid=\"stStatusWidget\"]');"
+        " return state !== 'running' && state !== 'rerunRequested'"
+        " && !(widget && widget.innerText.includes('Running')); }"
     )
+    for _ in range(2):
+        page.wait_for_timeout(300)
+        page.wait_for_function(idle, timeout=timeout_ms)
     page.wait_for_timeout(300)
 
 
