@@ -27,13 +27,19 @@ def review_run(app_env, tmp_path_factory):
     return run_dir
 
 
+def _view(page, name):
+    """Pick a view of the Review page (its radio is in the main area; the sidebar has its own)."""
+    page.locator('[data-testid="stMain"] [data-testid="stRadio"] label').filter(has_text=name).first.click()
+    wait_idle(page)
+
+
 def _open_study(browser, url, name):
     context = browser.new_context(viewport={"width": 1300, "height": 1500})
     page = context.new_page()
     page.set_default_timeout(90_000)
     page.goto(f"{url}/review")
     wait_idle(page)
-    page.locator('[data-testid="stRadio"]').first.locator("label").filter(has_text="Reader study").click()
+    _view(page, "Reader study")
     wait_idle(page)
     box = page.get_by_role("textbox", name="Your name (reviewer)")
     box.fill(name)
@@ -78,8 +84,7 @@ def test_two_reviewers_complete_a_blinded_study_at_once(browser, app_url, review
         assert sorted((r["reviewer"], r["item_id"]) for r in rows) == sorted(
             (name, i) for name in ("Ann", "Bob") for i in range(4))
         page = sessions[0][1]
-        page.locator('[data-testid="stRadio"]').first.locator("label").filter(has_text="Study results").click()
-        wait_idle(page)
+        _view(page, "Study results")
         page.get_by_text("Verdict.").wait_for()
         page.get_by_text("All readers (pooled)").first.wait_for()
         if mode == "single":
