@@ -39,10 +39,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from core.data.dataset import build_dataset, load_manifest, load_split_images  # noqa: E402
+from core.data.cohort import build_cohort_dataset, load_cohort  # noqa: E402
+from core.data.dataset import load_manifest, load_split_images  # noqa: E402
 from core.data.demo import build_demo_cohort  # noqa: E402
 from core.data.slices import thesis_spec  # noqa: E402
-from core.data.volumes import load_volume, scan_source  # noqa: E402
+from core.data.volumes import load_volume  # noqa: E402
 from core.evaluation import compute_psnr, compute_sharpness, compute_ssim  # noqa: E402
 from core.models import active_units, build_model, build_prior, get_preset, kl_beta_schedule, kl_per_unit  # noqa: E402
 from core.viz.images import grid_png  # noqa: E402
@@ -90,10 +91,9 @@ class _BetaSchedule(keras.callbacks.Callback):
 
 def demo_dataset(size: int) -> Path:
     """The thesis' slice range on the demo cohort, split by subject 70/10/20."""
-    cohort = build_demo_cohort()
-    entries = scan_source(cohort)
-    spec = thesis_spec(load_volume(entries[0]), size=size)
-    return build_dataset(entries, spec, fractions=(0.7, 0.1, 0.2), seed=0).path
+    cohort = load_cohort(build_demo_cohort())  # with demographics.csv: age, sex, site per subject
+    spec = thesis_spec(load_volume(cohort.entries[0]), size=size)
+    return build_cohort_dataset(cohort, spec, fractions=(0.7, 0.1, 0.2), seed=0).path
 
 
 def train_vae(train, config, budget_s, conditions=None):
