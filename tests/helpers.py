@@ -52,3 +52,36 @@ def make_tiny_dataset(out_dir: Path, size: int = 32, per_split=(48, 8, 8), seed:
         splits[name] = {"images": np.array(images, np.float32), "subjects": subjects, "slices": slices}
     spec = {"axis": "axial", "start": 0, "stop": 8, "size": size}
     return write_dataset(out_dir, spec, splits, dataset_hash=f"tiny{size}-{seed}")
+
+
+def make_tiny_conditional_dataset(out_dir: Path, size: int = 32, per_split=(64, 16, 16), seed: int = 0,
+                                  demographics: bool = True) -> Path:
+    """A small dataset with ages and sexes in its manifest's ``subjects`` and a planted slice
+    effect: an image's brightness rises with its slice index (slices 10..17), so a conditional
+    model can be checked for obeying the slice it is asked for."""
+    from core.data.dataset import SPLITS, write_dataset
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[-1 : 1 : size * 1j, -1 : 1 : size * 1j]
+    start, stop = 10, 18
+    splits, info = {}, {}
+    subject = 0
+    for name, count in zip(SPLITS, per_split):
+        images, slices, subjects = [], [], []
+        for i in range(count):
+            if i % 8 == 0:
+                subject += 1
+                subjects.append(f"S{subject:03d}")
+                info[subjects[-1]] = {"age": float(20 + (subject * 7) % 60), "sex": "FM"[subject % 2]}
+            index = start + i % 8
+            a, b = rng.uniform(0.55, 0.85, 2)
+            head = ((xx / a) ** 2 + (yy / b) ** 2) < 1
+            brightness = 0.15 + 0.8 * (index - start) / (stop - 1 - start)
+            image = brightness * head + rng.normal(0, 0.02, (size, size))
+            images.append(np.clip(image, 0, 1))
+            slices.append([subjects[-1], index])
+        splits[name] = {"images": np.array(images, np.float32), "subjects": subjects, "slices": slices}
+    spec = {"axis": "axial", "start": start, "stop": stop, "size": size}
+    extra = {"subjects": info} if demographics else None
+    return write_dataset(out_dir, spec, splits, dataset_hash=f"tinycond{size}-{seed}-{int(demographics)}",
+                         extra=extra)

@@ -56,6 +56,11 @@ def hyper_parameters(model_type: str, preset: str) -> dict:
                                            help="KL per latent unit below this is not penalised (keeps units active).")
         out["latent_dim"] = c2.number_input("Latent size", 1, 4096, p["latent_dim"], key=k("latent"),
                                             help="Dimensions of the latent vector z.")
+        out["conditional"] = st.checkbox(
+            "Conditional on age, sex and slice position", bool(p["conditional"]), key=k("cond"),
+            help="Encoder and decoder also see each slice's age, sex and slice position, so samples can be "
+                 "asked for them (Latent page, Samples tab). Needs a dataset with every subject's age and "
+                 "sex (e.g. IXI with its demographics); the launch is refused otherwise.")
     else:
         out["num_embeddings"] = c1.number_input("Codebook size", 2, 8192, p["num_embeddings"], key=k("codes"),
                                                 help="Number of code vectors K the encoder can choose from.")

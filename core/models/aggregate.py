@@ -191,7 +191,13 @@ def attach_run_aggregate(model, run_dir, n_components=10, covariance_type="full"
             dataset = config["dataset"]["path"]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise UserError(f"run {run_dir.name} names no readable dataset in config.json ({exc})") from exc
-        z_mean, _ = model.encode(np.asarray(load_split_images(dataset, "train")))
+        condition = None
+        if getattr(model, "conditional", False):  # a conditional VAE encodes (image, its condition)
+            from core.data.dataset import load_manifest
+            from core.models.conditions import dataset_conditions
+
+            condition = dataset_conditions(load_manifest(dataset), "train")
+        z_mean, _ = model.encode(np.asarray(load_split_images(dataset, "train")), condition=condition)
         mixture = fit_aggregate_posterior(z_mean, n_components, covariance_type,
                                           seed=int(config.get("seed") or 0))
         mixture.save(path)

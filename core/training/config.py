@@ -61,6 +61,11 @@ def make_config(dataset_dir: str | Path, model_type: str, preset: str, overrides
     dataset_dir = Path(dataset_dir).expanduser().resolve()
     manifest = load_manifest(dataset_dir)
     size = int(manifest["spec"]["size"])
+    slice_range = [int(manifest["spec"]["start"]), int(manifest["spec"]["stop"])]
+    # slice_range follows the dataset (a stored conditional config holds it: revise_config)
+    given = overrides.pop("slice_range", None)
+    if given is not None and list(given) != slice_range:
+        raise UserError(f"slice_range {given!r} does not match the dataset's slices {slice_range}")
     counts = {k: len(v.get("slices", [])) for k, v in manifest["splits"].items()}
     if counts.get("train", 0) == 0:
         raise UserError(f"dataset {dataset_dir} has no training images")
@@ -78,6 +83,10 @@ def make_config(dataset_dir: str | Path, model_type: str, preset: str, overrides
             raise UserError(f"{key} must be true or false, got {config[key]!r}")
     if config["jit_compile"] not in ("auto", True, False):
         raise UserError(f"jit_compile must be 'auto', true or false, got {config['jit_compile']!r}")
+    if config.get("conditional"):
+        config["slice_range"] = slice_range
+        config = validate_config(config, n_train=counts["train"])
+        _check_demographics(manifest, dataset_dir)
     config["dataset"] = {
         "path": str(dataset_dir),
         "hash": manifest["hash"],
@@ -85,6 +94,24 @@ def make_config(dataset_dir: str | Path, model_type: str, preset: str, overrides
         "counts": counts,
     }
     return config
+
+
+def _check_demographics(manifest: dict, dataset_dir: Path) -> None:
+    """A conditional run needs every training and validation slice's age and sex: refused now,
+    at launch, rather than when the training job reads them."""
+    from core.models.conditions import dataset_conditions
+
+    for split in ("train", "val"):
+        if split not in manifest["splits"]:
+            continue
+        try:
+            dataset_conditions(manifest, split)
+        except UserError as exc:
+            raise UserError(
+                f"conditional=true needs the age and sex of every subject, and dataset {dataset_dir.name} "
+                f"lacks them ({exc}); build the dataset from a cohort with demographics "
+                "(e.g. IXI with its spreadsheet), or train without conditional"
+            ) from exc
 
 
 def hyper_parameters(config: dict) -> dict:

@@ -25,7 +25,7 @@ from core.errors import UserError
 from core.training import checkpoints
 from core.training.runs import PRIOR_METRICS, RunFolder
 
-__all__ = ["train_run", "image_dataset", "index_dataset", "fixed_slices"]
+__all__ = ["train_run", "image_dataset", "index_dataset", "fixed_slices", "grid_conditions"]
 
 #: Arrays up to this size are put in memory as one tensor; larger ones are read per batch
 #: from the memory-mapped cache.
@@ -34,35 +34,58 @@ IN_MEMORY_BYTES = 512 * 2**20
 
 # ---------------------------------------------------------------------------- input pipeline
 def image_dataset(images: np.ndarray, batch_size: int, shuffle: bool = True, seed: int | None = 0,
-                  drop_remainder: bool = False):
+                  drop_remainder: bool = False, conditions: np.ndarray | None = None):
     """``tf.data`` pipeline of ``(B, S, S, 1)`` float32 batches from ``(N, S, S)`` images.
 
     Small arrays become one in-memory tensor (``from_tensor_slices``); large memory-mapped
     caches are shuffled by index and gathered per batch (sorted indices, so reads are mostly
-    sequential).  Shuffled each epoch, batched, prefetched (``AUTOTUNE``).
+    sequential).  Shuffled each epoch, batched, prefetched (``AUTOTUNE``).  With
+    ``conditions`` (``(N, C)`` float32, one row per image) the batches are
+    ``(images, conditions)`` pairs, shuffled together (a conditional VAE).
     """
     import tensorflow as tf
 
     n, h, w = images.shape
+    if conditions is not None:
+        conditions = np.ascontiguousarray(conditions, dtype=np.float32)
+        if len(conditions) != n:
+            raise UserError(f"{len(conditions)} conditions for {n} images")
     if images.nbytes <= IN_MEMORY_BYTES:
-        ds = tf.data.Dataset.from_tensor_slices(np.ascontiguousarray(images, dtype=np.float32))
+        x = np.ascontiguousarray(images, dtype=np.float32)
+        ds = tf.data.Dataset.from_tensor_slices(x if conditions is None else (x, conditions))
         if shuffle:
             ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-        ds = ds.map(lambda x: x[..., None], num_parallel_calls=tf.data.AUTOTUNE)
+        if conditions is None:
+            ds = ds.map(lambda x: x[..., None], num_parallel_calls=tf.data.AUTOTUNE)
+        else:
+            ds = ds.map(lambda x, c: (x[..., None], c), num_parallel_calls=tf.data.AUTOTUNE)
     else:
         def gather(idx):
             idx = np.sort(idx)
             return np.asarray(images[idx], dtype=np.float32)[..., None]
 
+        def gather_with(idx):
+            idx = np.sort(idx)
+            return np.asarray(images[idx], dtype=np.float32)[..., None], conditions[idx]
+
         ds = tf.data.Dataset.range(n)
         if shuffle:
             ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-        ds = ds.map(
-            lambda idx: tf.ensure_shape(tf.numpy_function(gather, [idx], tf.float32), [None, h, w, 1]),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
+        if conditions is None:
+            ds = ds.map(
+                lambda idx: tf.ensure_shape(tf.numpy_function(gather, [idx], tf.float32), [None, h, w, 1]),
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
+        else:
+            dim = conditions.shape[1]
+
+            def pair(idx):
+                x, c = tf.numpy_function(gather_with, [idx], (tf.float32, tf.float32))
+                return tf.ensure_shape(x, [None, h, w, 1]), tf.ensure_shape(c, [None, dim])
+
+            ds = ds.map(pair, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -77,12 +100,16 @@ def index_dataset(indices: np.ndarray, batch_size: int, shuffle: bool = True, se
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
 
+def _fixed_index(train, val, n: int = 8) -> tuple[str, np.ndarray]:
+    split, source = ("val", val) if len(val) else ("train", train)
+    return split, np.unique(np.linspace(0, len(source) - 1, num=min(n, len(source))).round().astype(int))
+
+
 def fixed_slices(train: np.ndarray, val: np.ndarray, n: int = 8) -> np.ndarray:
     """``n`` evenly spaced validation images (training images if there is no validation split),
     the same every epoch: ``(n, S, S)`` float32."""
-    source = val if len(val) else train
-    idx = np.unique(np.linspace(0, len(source) - 1, num=min(n, len(source))).round().astype(int))
-    return np.asarray(source[idx], dtype=np.float32)
+    split, idx = _fixed_index(train, val, n)
+    return np.asarray((val if split == "val" else train)[idx], dtype=np.float32)
 
 
 # ---------------------------------------------------------------------------- grids
@@ -90,18 +117,19 @@ def _upscale(size: int) -> int:
     return max(1, 128 // max(1, size))
 
 
-def _sample_png(model, n=16, seed=0):
+def _sample_png(model, n=16, seed=0, condition=None):
     from core.viz.images import grid_png
 
-    images = model.sample(n, seed=seed)
+    images = model.sample(n, seed=seed) if condition is None else model.sample(n, seed=seed, condition=condition)
     return grid_png(images, ncols=8, upscale=_upscale(images.shape[1]))
 
 
-def _recon_png(model, originals):
+def _recon_png(model, originals, condition=None):
     """Originals (top row) above their reconstructions (bottom row)."""
     from core.viz.images import grid_png
 
-    recon = model.reconstruct(originals)[..., 0]
+    recon = (model.reconstruct(originals) if condition is None
+             else model.reconstruct(originals, condition=condition))[..., 0]
     both = np.concatenate([originals, recon])
     return grid_png(both, ncols=len(originals), upscale=_upscale(originals.shape[1]))
 
@@ -204,6 +232,7 @@ def _train_locked(run: RunFolder, config, resume, progress, logger) -> dict:
     val = load_split_images(dataset["path"], "val")
     if len(train) < config["batch_size"]:
         raise UserError(f"batch_size ({config['batch_size']}) is larger than the training set ({len(train)} images)")
+    conditions = _conditions(config, manifest) if config.get("conditional") else None
 
     setup = setup_device(config.get("mixed_precision", False))
     run.write_status("running", pid=os.getpid(), device=setup.description,
@@ -215,7 +244,12 @@ def _train_locked(run: RunFolder, config, resume, progress, logger) -> dict:
         logger.info(note)
 
     fixed = fixed_slices(train, val)
-    ctx = _stage_one(run, config, state, setup, train, val, fixed, progress, logger)
+    if conditions is not None:
+        split, idx = _fixed_index(train, val)
+        conditions["fixed"] = conditions[split][idx]
+        logger.info("conditional on age, sex and slice position (slices %d..%d); sample grid: %s",
+                    config["slice_range"][0], config["slice_range"][1] - 1, GRID_CONDITION_NOTE)
+    ctx = _stage_one(run, config, state, setup, train, val, fixed, progress, logger, conditions)
     if ctx.cancelled:
         return _finish(run, "cancelled", ctx, logger)
     if config["model_type"] == "vqvae" and config.get("prior_epochs", 0) > 0:
@@ -223,6 +257,39 @@ def _train_locked(run: RunFolder, config, resume, progress, logger) -> dict:
         if ctx.cancelled:
             return _finish(run, "cancelled", ctx, logger)
     return _finish(run, "finished", ctx, logger)
+
+
+#: What the per-epoch sample grid of a conditional run shows (see :func:`grid_conditions`).
+GRID_CONDITION_NOTE = "8 slice positions left to right; top row age 35 F, bottom row age 75 M"
+
+
+def grid_conditions(slice_range, ncols: int = 8) -> list[dict]:
+    """The fixed conditions of a conditional run's per-epoch sample grid (2 rows of ``ncols``):
+    slice positions evenly spaced over ``slice_range`` left to right, the top row a 35-year-old
+    woman, the bottom row a 75-year-old man.  The same every epoch, so grids compare.
+
+    >>> [c["slice"] for c in grid_conditions((0, 8), 4)]
+    [0, 2, 5, 7, 0, 2, 5, 7]
+    """
+    start, stop = (int(v) for v in slice_range)
+    slices = [int(v) for v in np.linspace(start, stop - 1, ncols).round()]
+    return ([{"age": 35, "sex": "F", "slice": s} for s in slices]
+            + [{"age": 75, "sex": "M", "slice": s} for s in slices])
+
+
+def _conditions(config, manifest) -> dict:
+    """Condition vectors of the train and val slices of a conditional run, read (and refused
+    with a UserError if demographics are missing) before any training starts."""
+    from core.models.conditions import dataset_conditions
+
+    spec_range = [int(manifest["spec"]["start"]), int(manifest["spec"]["stop"])]
+    if list(config.get("slice_range") or spec_range) != spec_range:
+        raise UserError(f"run slice_range {config['slice_range']} does not match the dataset's {spec_range}")
+    config["slice_range"] = spec_range
+    try:
+        return {split: dataset_conditions(manifest, split) for split in ("train", "val")}
+    except UserError as exc:
+        raise UserError(f"conditional=true needs the age and sex of every subject: {exc}") from exc
 
 
 def _drop_old_cancel_flag(run: RunFolder) -> None:
@@ -280,7 +347,7 @@ def _callbacks(ctx, grids, every=1, patience=0, tensorboard_dir=None):
     return out
 
 
-def _stage_one(run: RunFolder, config, state, setup, train, val, fixed, progress, logger):
+def _stage_one(run: RunFolder, config, state, setup, train, val, fixed, progress, logger, conditions=None):
     """The VAE, or the VQ-VAE before its prior."""
     from core.models.factory import build_model
     from core.training import callbacks as cb
@@ -299,9 +366,11 @@ def _stage_one(run: RunFolder, config, state, setup, train, val, fixed, progress
         return ctx
     model = _load_or_build(run.model_path, done, lambda: build_model(config),
                            config["learning_rate"], config, setup, logger)
-    grids = {"recon": lambda: _recon_png(model, fixed)}
+    cond = conditions or {}
+    grids = {"recon": lambda: _recon_png(model, fixed, cond.get("fixed"))}
     if stage == "vae":
-        grids["epoch"] = lambda: _sample_png(model)
+        grid = grid_conditions(config["slice_range"]) if conditions is not None else None
+        grids["epoch"] = lambda: _sample_png(model, condition=grid)
     else:  # no prior yet: show reconstructions of the fixed validation slices
         grids["epoch"] = grids["recon"]
     callbacks = _callbacks(ctx, grids, patience=config["early_stopping_patience"],
@@ -309,8 +378,9 @@ def _stage_one(run: RunFolder, config, state, setup, train, val, fixed, progress
     if stage == "vae":
         callbacks.insert(0, cb.KLBetaSchedule(config["kl_schedule"], config["warmup_epochs"],
                                               config["beta"], config["cycle_epochs"]))
-    train_ds = image_dataset(train, config["batch_size"], seed=config.get("seed"), drop_remainder=True)
-    val_ds = image_dataset(val, config["batch_size"], shuffle=False) if len(val) else None
+    train_ds = image_dataset(train, config["batch_size"], seed=config.get("seed"), drop_remainder=True,
+                             conditions=cond.get("train"))
+    val_ds = image_dataset(val, config["batch_size"], shuffle=False, conditions=cond.get("val")) if len(val) else None
     ctx.emit(kind="stage", epoch=done)
     model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=done, callbacks=callbacks, shuffle=False, verbose=0)
     if ctx.stopped_early:
