@@ -72,7 +72,9 @@ def test_two_reviewers_complete_a_blinded_study_at_once(browser, app_url, review
                 # Blinding: nothing in image sources, alt texts or captions names the truth.
                 html = page.locator('[data-testid="stMain"]').inner_html().lower()
                 assert "synthetic:" not in html and "sample:" not in html and "test:" not in html
-                for img in page.locator('[data-testid="stImage"] img').all():
+                images = page.locator('[data-testid="stMain"] img').all()
+                assert len(images) == (1 if mode == "single" else 2)
+                for img in images:
                     src, alt = img.get_attribute("src") or "", img.get_attribute("alt") or ""
                     assert "real" not in (src + alt).lower() and "synth" not in (src + alt).lower()
                 answer = ("Real", "Synthetic")[(step + k) % 2] if mode == "single" else ("Left", "Right")[step % 2]
@@ -86,7 +88,8 @@ def test_two_reviewers_complete_a_blinded_study_at_once(browser, app_url, review
         page = sessions[0][1]
         _view(page, "Study results")
         page.get_by_text("Verdict.").wait_for()
-        page.get_by_text("All readers (pooled)").first.wait_for()
+        # The results table is a canvas data grid: its cells exist in the DOM but are not "visible".
+        page.get_by_text("All readers (pooled)").first.wait_for(state="attached")
         if mode == "single":
             screenshot(page, "study.png")
     finally:
@@ -98,5 +101,6 @@ def test_side_by_side_screenshot(app_url, page, review_run):
     page.goto(f"{app_url}/review")
     wait_idle(page)
     page.get_by_text("Test subjects: real | reconstruction | residual").wait_for()
-    assert page.locator('[data-testid="stImage"]').count() >= 12
+    page.locator('[data-testid="stMain"] img').nth(11).wait_for()
+    assert page.locator('[data-testid="stMain"] img').count() >= 12
     screenshot(page, "review.png")
