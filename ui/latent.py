@@ -270,9 +270,32 @@ def slider_panel(ex) -> None:
 
 
 @st.cache_data(max_entries=32, show_spinner="Sampling…")
-def _samples(_ex, fingerprint: str, seed: int, temperature: float, n: int):
-    z = _ex.sample_latents(n, seed, temperature)
-    return z, _ex.decode(z)[0]
+def _samples(_ex, fingerprint: str, seed: int, temperature: float, n: int, source: str = "prior",
+             condition: tuple | None = None):
+    z = _ex.sample_latents(n, seed, temperature, source=source)
+    return z, _ex.decode(z, condition=None if condition is None else dict(condition))[0]
+
+
+SOURCES = {"prior": "N(0, I) prior",
+           "aggregate": "aggregate posterior (Gaussian mixture on training latents)"}
+
+
+def _condition_inputs(ex) -> dict | None:
+    """Age / sex / slice inputs of a conditional VAE (None otherwise, with a line saying why)."""
+    if ex.model_type != "vae" or not ex.conditional:
+        st.caption("This run is not conditional, so its samples cannot be asked for an age, sex or slice "
+                   "position: train a VAE with *Conditional on age, sex and slice position* on the Train page.")
+        return None
+    default = ex.default_condition()
+    start, stop = ex.slice_range
+    c1, c2, c3 = st.columns(3)
+    age = c1.number_input("Age (years)", 0, 120, int(default["age"]), key=state.LATENT_COND_AGE,
+                          help="Age the samples are asked for; the model saw the ages of its training cohort.")
+    sex = c2.radio("Sex", ["F", "M"], horizontal=True, key=state.LATENT_COND_SEX,
+                   format_func={"F": "female", "M": "male"}.get)
+    index = c3.slider("Slice position", start, stop - 1, int(default["slice"]), key=state.LATENT_COND_SLICE,
+                      help=f"Slice index in the dataset's range {start}–{stop - 1}.")
+    return {"age": int(age), "sex": sex, "slice": int(index)}
 
 
 def samples_panel(ex) -> None:
@@ -285,18 +308,33 @@ def samples_panel(ex) -> None:
     seed = int(c1.number_input("Seed", 0, 10**6, 0, key=state.LATENT_GRID_SEED))
     temperature = float(c2.slider("Temperature", 0.0, 1.5, 1.0, 0.05, key=state.LATENT_GRID_TEMPERATURE,
                                   help="VAE: standard deviation of z. VQ-VAE: divides the prior's logits."))
+    source = "prior"
+    if ex.model_type == "vae":
+        source = st.radio("Sample z from", list(SOURCES), horizontal=True, key=state.LATENT_GRID_SOURCE,
+                          format_func=SOURCES.get,
+                          help="N(0, I): the VAE's prior (default). Aggregate posterior: a 10-component Gaussian "
+                               "mixture fitted on the training slices' latent means (on first use) — closer to "
+                               "the data but measured much less diverse; see the README.")
+    condition = _condition_inputs(ex)
     try:
-        _, images = _samples(ex, ex.sample_key, seed, temperature, GRID_N)
+        _, images = _samples(ex, ex.sample_key, seed, temperature, GRID_N, source,
+                             None if condition is None else tuple(sorted(condition.items())))
     except UserError as exc:
         st.error(str(exc))
         return
+    if condition is not None:
+        st.caption(f"Samples asked for age {condition['age']}, {'female' if condition['sex'] == 'F' else 'male'}, "
+                   f"slice {condition['slice']}; the sliders decode with the default condition.")
+    loadable = source == "prior" and condition is None
     factor = display_upscale(ex.image_size)
     cols = st.columns(8)
     for i, image in enumerate(images):
         with cols[i % 8]:
             st.image(png_bytes(np.repeat(np.repeat(image, factor, 0), factor, 1)), output_format="PNG")
             st.button(f"Explore #{i}", key=f"latent_tile_{i}", on_click=start_from_sample,
-                      args=(ex, seed, temperature, i), help="Load this sample into the sliders (first tab)")
+                      args=(ex, seed, temperature, i), disabled=not loadable,
+                      help="Load this sample into the sliders (first tab)" if loadable else
+                      "Only unconditioned N(0, I) samples load into the sliders")
 
 
 def _endpoint(ex, name: str):

@@ -93,6 +93,19 @@ def _metadata(manifest: dict) -> pd.DataFrame:
     return table
 
 
+def meta_conditions(meta: pd.DataFrame, slice_range) -> np.ndarray:
+    """Condition vectors ``(N, 3)`` of the slices in ``meta`` (a conditional VAE encodes each
+    slice with its own age, sex and slice position); UserError where age or sex is missing."""
+    from core.models.conditions import condition_array
+
+    if meta[["age"]].isna().any().any() or not meta["sex"].str.upper().isin(["F", "M"]).all():
+        raise UserError("this conditional VAE needs the age and sex of every slice's subject, and its dataset "
+                        "lacks some; rebuild the dataset from a cohort with demographics")
+    requests = [{"age": float(a), "sex": str(s), "slice": int(i)}
+                for a, s, i in zip(meta["age"], meta["sex"], meta["slice"])]
+    return condition_array(requests, len(requests), slice_range)
+
+
 @dataclass
 class Encodings:
     """Latents of every slice of a run's dataset (global row order: train, val, test).
@@ -182,9 +195,11 @@ def encode_run(run_dir: str | Path, model=None, progress: Callable[[float, str],
                 say(0.95 * done / n, f"encoded {done} of {n} slices")
 
     if model_type == "vae":
+        conditions = meta_conditions(meta, model.slice_range) if getattr(model, "conditional", False) else None
         means, log_vars = [], []
-        for _, batch in chunks():
-            m, lv = model.encode(batch, batch_size=batch_size)
+        for offset, batch in chunks():
+            c = None if conditions is None else conditions[offset : offset + len(batch)]
+            m, lv = model.encode(batch, batch_size=batch_size, condition=c)
             means.append(m)
             log_vars.append(lv)
         mean = np.concatenate(means)

@@ -50,6 +50,11 @@ class Explorer:
         self.model_type = encodings.model_type
         self.image_size = int(model.image_size)
         self._starts: dict = {}
+        #: A conditional VAE decodes every latent with a condition: ``self.condition`` (the
+        #: Samples panel sets it; default: the dataset's median age, F, the middle slice).
+        self.conditional = bool(getattr(model, "conditional", False))
+        self.slice_range = tuple(model.slice_range) if self.conditional else None
+        self.condition = self.default_condition() if self.conditional else None
         nan = ~np.isfinite(encodings.points).all(axis=1)
         self.nan_rows = int(nan.sum())
         if self.nan_rows:
@@ -77,6 +82,21 @@ class Explorer:
             self.directions[direction.key] = direction
         self.map_pca = fit_pca(encodings.points, 2)
 
+    def default_condition(self) -> dict:
+        """Median age of the dataset's subjects (50 if unknown), female, the middle slice."""
+        ages = self.enc.meta["age"].dropna()
+        start, stop = self.slice_range
+        return {"age": int(round(float(ages.median()))) if len(ages) else 50, "sex": "F",
+                "slice": (start + stop - 1) // 2}
+
+    def row_conditions(self, rows):
+        """The conditions of real slices (their own age, sex, slice) for a conditional VAE, else None."""
+        if not self.conditional:
+            return None
+        from core.latent.encodings import meta_conditions
+
+        return meta_conditions(self.enc.meta.iloc[np.atleast_1d(np.asarray(rows, int))], self.slice_range)
+
     # ------------------------------------------------------------------ facts
     @property
     def can_sample(self) -> bool:
@@ -98,12 +118,26 @@ class Explorer:
             return self.enc.points[rows].astype("float32")
         return self.model.encode(self.enc.images(rows)).reshape(len(rows), -1)
 
-    def sample_latents(self, n: int, seed: int = 0, temperature: float = 1.0) -> np.ndarray:
+    def sample_latents(self, n: int, seed: int = 0, temperature: float = 1.0, source: str = "prior") -> np.ndarray:
         """Continuous latents ``(n, dim)`` of new samples: VAE ``z ~ N(0, T² I)`` (the same draw as
-        ``VAE.sample``); VQ-VAE: codes from its prior (temperature on the logits), looked up.
+        ``VAE.sample``), or with ``source="aggregate"`` from the run's Gaussian mixture on the
+        training latents (fitted on first use, :func:`core.models.aggregate.attach_run_aggregate`);
+        VQ-VAE: codes from its prior (temperature on the logits), looked up.
 
         Raises UserError for a VQ-VAE without a trained prior.
         """
+        if source not in ("prior", "aggregate"):
+            raise UserError(f"source must be 'prior' or 'aggregate', got {source!r}")
+        if source == "aggregate":
+            if self.model_type != "vae":
+                raise UserError("the aggregate posterior is for a VAE; a VQ-VAE samples from its prior")
+            if int(n) < 1:
+                raise UserError(f"number of samples must be at least 1, got {n}")
+            if self.model.aggregate is None:
+                from core.models.aggregate import attach_run_aggregate
+
+                attach_run_aggregate(self.model, self.enc.run_dir)
+            return np.asarray(self.model.aggregate.sample(int(n), seed, temperature), "float32")
         if not self.can_sample:
             raise UserError("this VQ-VAE's prior is not trained, so it cannot sample; train the prior "
                             "(the Train page does it after the VQ-VAE) — everything else works")
@@ -123,11 +157,14 @@ class Explorer:
         vectors = np.asarray(self.model.quantizer.lookup(np.asarray(codes, "int32")), "float32")
         return vectors.reshape(len(codes), -1)
 
-    def decode(self, latents) -> tuple[np.ndarray, np.ndarray | None]:
+    def decode(self, latents, condition=None) -> tuple[np.ndarray, np.ndarray | None]:
         """Images ``(n, S, S)`` of continuous latents ``(n, dim)``; VQ-VAE: re-quantised first,
-        and also returns the codes ``(n, h, w)``."""
+        and also returns the codes ``(n, h, w)``.  A conditional VAE decodes with ``condition``
+        (default :attr:`condition`)."""
         z = np.asarray(latents, "float32").reshape(-1, self.latent_dim)
         if self.model_type == "vae":
+            if self.conditional:
+                return self.model.decode(z, condition=condition or self.condition)[..., 0], None
             return self.model.decode(z)[..., 0], None
         z_q, codes = self.model.quantize(z.reshape(-1, *self.grid_shape))
         return self.model.decode(z_q)[..., 0], codes
@@ -143,6 +180,8 @@ class Explorer:
 
     def reconstruct_rows(self, rows) -> np.ndarray:
         """Reconstructions ``(n, S, S)`` of real slices (the model's own ``reconstruct``)."""
+        if self.conditional:
+            return self.model.reconstruct(self.enc.images(rows), condition=self.row_conditions(rows))[..., 0]
         return self.model.reconstruct(self.enc.images(rows))[..., 0]
 
     # ------------------------------------------------------------------ views

@@ -82,3 +82,20 @@ def test_launch_shows_the_run_and_its_state(cache):
     at = _train_page()  # the finished run: curves and samples, no exception
     assert not at.exception, at.exception
     assert any("finished" in m.value for m in at.markdown)
+
+
+def test_conditional_checkbox_without_demographics_is_a_message(cache):
+    from core import settings
+    from core.training import runs
+
+    make_tiny_dataset(settings.datasets_dir() / "tiny32", size=32)  # no ages or sexes
+    at = _train_page()
+    box = at.checkbox(key="hp_cond_vae_demo")
+    assert box.label == "Conditional on age, sex and slice position" and "age" in box.help and not box.value
+    box.check()
+    at.number_input(key="hp_batch_vae_demo").set_value(16)
+    at.text_input(key="train_run_name").set_value("cond-run")
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    assert any("conditional=true needs the age and sex" in e.value for e in at.error), [e.value for e in at.error]
+    assert not runs.list_runs()
