@@ -58,8 +58,12 @@ def context(run_dir: str) -> dict:
 
 @st.cache_data(max_entries=8, show_spinner="Reconstructing…")
 def _reconstruct(run_dir: str, mtime: float, indices: tuple) -> np.ndarray:
-    test = _context(run_dir, mtime)["test"]["images"]
-    return np.asarray(_model(run_dir, mtime).reconstruct(test[list(indices)]))[..., 0]
+    test = _context(run_dir, mtime)["test"]
+    picked = list(indices)
+    model = _model(run_dir, mtime)
+    if test.get("conditions") is None:
+        return np.asarray(model.reconstruct(test["images"][picked]))[..., 0]
+    return np.asarray(model.reconstruct(test["images"][picked], condition=test["conditions"][picked]))[..., 0]
 
 
 def reconstruct(run_dir: str, indices) -> np.ndarray:

@@ -68,12 +68,13 @@ def residual_map(images, reconstructions, smooth: float = 0.0) -> np.ndarray:
     return residual
 
 
-def lesion_auroc(model, images, seed: int = 0, foreground: float = 0.05) -> dict:
+def lesion_auroc(model, images, seed: int = 0, foreground: float = 0.05, condition=None) -> dict:
     """Pixel AUROC of the residual for finding inserted lesions (a synthetic check)."""
     from sklearn.metrics import roc_auc_score
 
     lesioned, masks = insert_lesions(images, seed=seed)
-    recon = np.asarray(model.reconstruct(lesioned))[..., 0]
+    recon = np.asarray(model.reconstruct(lesioned) if condition is None
+                       else model.reconstruct(lesioned, condition=condition))[..., 0]
     head = np.asarray(images)[..., :, :] > foreground
     if np.asarray(images).ndim == 4:
         head = head[..., 0]

@@ -58,13 +58,14 @@ def handcrafted_features(images) -> np.ndarray:
     return np.nan_to_num(np.array(rows, dtype=np.float64))
 
 
-def encoder_features(model, images) -> np.ndarray:
+def encoder_features(model, images, condition=None) -> np.ndarray:
     """The run's own encoder as a feature space, ``(N, D)`` float64.
 
     VAE: posterior mean ``z_mean``.  VQ-VAE: encoder output before quantisation, mean and
     standard deviation of each channel over the code grid (``2 * embedding_dim`` values).
+    A conditional VAE encodes with each image's ``condition``.
     """
-    encoded = model.encode(_stack(images))
+    encoded = model.encode(_stack(images)) if condition is None else model.encode(_stack(images), condition=condition)
     if isinstance(encoded, tuple):  # VAE: (z_mean, z_log_var)
         return np.asarray(encoded[0], dtype=np.float64)
     encoded = np.asarray(encoded, dtype=np.float64)

@@ -63,8 +63,18 @@ def run_context(run_dir: str | Path) -> dict:
             "subjects": subjects,
             "positions": np.array([s[1] for s in slices], dtype=np.float32),
             "sites": [str((subjects_info.get(s) or {}).get("site") or "unknown") for s in subjects],
+            # A conditional model encodes and decodes each slice with its own age, sex, position.
+            "conditions": _split_conditions(config, manifest, split),
         }
     return context
+
+
+def _split_conditions(config, manifest, split):
+    if not config.get("conditional"):
+        return None
+    from core.models.conditions import dataset_conditions
+
+    return dataset_conditions(manifest, split)
 
 
 def _per_site(values, sites) -> dict:
@@ -113,7 +123,9 @@ def evaluate_run(run_dir: str | Path, n_samples: int = 256, seed: int = 0,
     lap("load_s")
 
     say(0.1, "reconstructing the test slices")
-    recon = np.asarray(model.reconstruct(test["images"]))[..., 0]
+    test_c = test["conditions"]
+    recon = np.asarray(model.reconstruct(test["images"]) if test_c is None
+                       else model.reconstruct(test["images"], condition=test_c))[..., 0]
     ssim = compute_ssim(test["images"], recon)
     psnr = compute_psnr(test["images"], recon)
     result: dict = {
@@ -128,7 +140,10 @@ def evaluate_run(run_dir: str | Path, n_samples: int = 256, seed: int = 0,
 
     say(0.2, "drawing synthetic samples")
     try:
-        samples = np.asarray(model.sample(int(n_samples), seed=seed))[..., 0]
+        # A conditional model is asked for the test split's own mix of ages, sexes and slices.
+        sample_c = None if test_c is None else test_c[np.random.default_rng(seed).integers(0, len(test_c), int(n_samples))]
+        samples = np.asarray(model.sample(int(n_samples), seed=seed) if sample_c is None
+                             else model.sample(int(n_samples), seed=seed, condition=sample_c))[..., 0]
     except UserError as exc:  # a VQ-VAE trained without its prior cannot sample
         samples = None
         result["samples_unavailable"] = str(exc)
@@ -158,17 +173,18 @@ def evaluate_run(run_dir: str | Path, n_samples: int = 256, seed: int = 0,
 
     say(0.55, "Fréchet distances and MMD")
     spaces = {
-        "fd_own_encoder": ("FD (own encoder)", lambda x: encoder_features(model, x)),
+        "fd_own_encoder": ("FD (own encoder)", lambda x, c=None: encoder_features(model, x, c)),
         "fd_slice_position_net": ("FD (slice-position net)", net.features),
     }
     test_feats = {}
     for key, (label, extract) in spaces.items():
-        real_f = extract(test["images"])
+        own = key == "fd_own_encoder"
+        real_f = extract(test["images"], test_c) if own else extract(test["images"])
         test_feats[key] = real_f
         entry = {"label": label, "real_halves": frechet_distance(real_f[half_a], real_f[half_b]),
                  "dims": int(real_f.shape[1])}
         if samples is not None:
-            entry["value"] = frechet_distance(real_f, extract(samples))
+            entry["value"] = frechet_distance(real_f, extract(samples, sample_c) if own else extract(samples))
         result[key] = entry
     hand_real = handcrafted_features(test["images"])
     mmd_entry = {"label": "MMD (handcrafted)", "real_halves": mmd_rbf(hand_real[half_a], hand_real[half_b])["mmd2"],
@@ -198,7 +214,9 @@ def evaluate_run(run_dir: str | Path, n_samples: int = 256, seed: int = 0,
         result["c2st"] = {"accuracy": None, "reason": result["samples_unavailable"]}
 
     say(0.9, "anomaly map check with synthetic lesions")
-    result["anomaly"] = lesion_auroc(model, test["images"][: min(64, len(test["images"]))], seed=seed)
+    n_lesioned = min(64, len(test["images"]))
+    result["anomaly"] = lesion_auroc(model, test["images"][:n_lesioned], seed=seed,
+                                     condition=None if test_c is None else test_c[:n_lesioned])
     lap("anomaly_s")
 
     result["n_samples"] = int(n_samples) if samples is not None else 0

@@ -20,7 +20,11 @@ import numpy as np
 
 from core.errors import UserError
 
-__all__ = ["CONDITION_KEYS", "CONDITION_DIM", "condition_array", "dataset_conditions", "decode_conditions"]
+__all__ = ["CONDITION_KEYS", "CONDITION_DIM", "condition_array", "dataset_conditions", "decode_conditions",
+           "population_conditions", "DEFAULT_AGE_RANGE"]
+
+#: Ages drawn when a conditional model is asked for samples without a condition (IXI spans 20–86).
+DEFAULT_AGE_RANGE = (20.0, 86.0)
 
 CONDITION_KEYS = ("age", "sex", "slice")
 CONDITION_DIM = len(CONDITION_KEYS)
@@ -108,3 +112,22 @@ def dataset_conditions(manifest, split) -> np.ndarray:
                             "conditional models need both")
         rows.append(_one({"age": info["age"], "sex": info["sex"], "slice": index}, slice_range))
     return np.asarray(rows, "float32").reshape(-1, CONDITION_DIM)
+
+
+def population_conditions(n, seed, slice_range) -> np.ndarray:
+    """``(n, CONDITION_DIM)`` conditions for samples asked for without one: ages uniform in
+    :data:`DEFAULT_AGE_RANGE`, sexes balanced, slices uniform over the model's range (seeded).
+
+    Callers that know the real population (evaluation: the test split's own conditions) should
+    pass those instead; this keeps ``sample(n, seed)`` working for every model.
+
+    >>> c = population_conditions(4, 0, (160, 190))
+    >>> c.shape, bool((c[:, 0] >= 0.2).all() and (c[:, 0] <= 0.86).all()), sorted(set(c[:, 1].tolist())) <= [0.0, 1.0]
+    ((4, 3), True, True)
+    """
+    _check_range(slice_range)
+    rng = np.random.default_rng(seed)
+    ages = rng.uniform(*DEFAULT_AGE_RANGE, n) / 100.0
+    sexes = rng.permutation(np.arange(n) % 2).astype("float32")
+    positions = rng.uniform(0.0, 1.0, n)
+    return np.stack([ages, sexes, positions], axis=1).astype("float32")

@@ -303,12 +303,19 @@ class VAE(keras.Model):
         ``source="prior"`` draws ``z ~ N(0, temperature^2 I)``; ``"aggregate"`` draws from the
         attached aggregate posterior (:meth:`attach_aggregate`; a Gaussian mixture fitted on
         the training latents), ``temperature`` scaling each draw's spread about its component.
-        A conditional VAE needs ``condition``, e.g. ``{"age": 75, "sex": "F", "slice": 170}``
-        (one dict for all, a list of ``n`` dicts, or an encoded ``(n, 3)`` array).
+        A conditional VAE takes ``condition``, e.g. ``{"age": 75, "sex": "F", "slice": 170}``
+        (one dict for all, a list of ``n`` dicts, or an encoded ``(n, 3)`` array); without one it
+        draws :func:`~core.models.conditions.population_conditions`.
         """
         n = check_int("n", n, 0)
         temperature = check_float("temperature", temperature, 0.0)
         source = check_choice("source", source, SAMPLE_SOURCES)
+        if self.conditional and condition is None:
+            # Asked without a condition (CLI sample, a reader study): a seeded spread of ages,
+            # both sexes and every slice position, so every caller of sample(n, seed) works.
+            from core.models.conditions import population_conditions
+
+            condition = population_conditions(n, seed, self.slice_range)
         if source == "aggregate":
             if self.aggregate is None:
                 raise UserError(
