@@ -63,14 +63,18 @@ def app_env(tmp_path_factory) -> dict:
 
 
 @contextlib.contextmanager
-def serve(app_dir: Path, env: dict, *extra_args: str):
-    """Run ``streamlit run app.py`` in ``app_dir`` on a free port; yield its URL, stop it after."""
+def serve(app_dir: Path, env: dict, *extra_args: str, log: Path | None = None):
+    """Run ``streamlit run app.py`` in ``app_dir`` on a free port; yield its URL, stop it after.
+
+    ``log``: a file for the server's stdout and stderr (tracebacks go there, not to the browser).
+    """
     port = _free_port()
+    out = open(log, "ab") if log else subprocess.DEVNULL
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1",
          "--browser.gatherUsageStats", "false", *extra_args],
-        cwd=app_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=app_dir, env=env, stdout=out, stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
@@ -83,6 +87,8 @@ def serve(app_dir: Path, env: dict, *extra_args: str):
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
+        if log:
+            out.close()
 
 
 @pytest.fixture(scope="session")
