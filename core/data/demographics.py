@@ -33,7 +33,10 @@ def subject_key(subject_id) -> str:
     ('IXI013', 'IXI013', 'scan_a')
     """
     text = str(subject_id).strip()
-    if isinstance(subject_id, (int, np.integer, float)) and not pd.isna(subject_id):
+    if isinstance(subject_id, (int, np.integer, float, np.floating)) and not pd.isna(subject_id):
+        # A spreadsheet's numeric ID cell; inf or 1e300 is no subject number (found by fuzzing).
+        if not np.isfinite(subject_id) or abs(subject_id) > 10**9:
+            return text
         return f"IXI{int(subject_id):03d}"
     if text.upper().startswith("DEMO"):
         return text.split("-")[0].upper()

@@ -30,7 +30,7 @@ def _train_page() -> AppTest:
     return at.switch_page("pages/train.py").run()
 
 
-def _wait_idle(run_dir, timeout=60):
+def _wait_idle(run_dir, timeout=300):  # a wait, not a timing: CI machines may be loaded
     from core.training import runs
 
     deadline = time.time() + timeout

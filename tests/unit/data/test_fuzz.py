@@ -20,7 +20,10 @@ from core.data.demographics import load_demographics
 from core.data.volumes import volume_from_bytes
 from core.errors import UserError
 
-FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Derandomised: CI sees the same examples every run (a red CI is then a regression, not luck).
+# Explore further by hand with `pytest tests/unit/data/test_fuzz.py --hypothesis-seed=N -p no:randomly`
+# and a larger max_examples; every failure found that way becomes a fix (three so far).
+FUZZ = settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 DTYPES = [np.uint8, np.int16, np.int32, np.float32, np.float64, np.int8, np.uint16, np.complex64]
 
