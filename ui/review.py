@@ -77,7 +77,10 @@ def _samples_with_neighbours(run_dir: str, mtime: float, n: int, seed: int):
     train = _context(run_dir, mtime)["train"]
     samples = np.asarray(_model(run_dir, mtime).sample(n, seed=seed))[..., 0]
     index, distance = nearest_neighbours(samples, train["images"])
-    threshold = copy_threshold(train["images"], train["subjects"])
+    try:
+        threshold = copy_threshold(train["images"], train["subjects"])
+    except UserError:  # one training subject: no near-copy threshold, but the samples still show and export
+        threshold = None
     return samples, train["images"][index], distance, threshold
 
 
@@ -153,14 +156,18 @@ def nearest_grid(run_dir: str, level: float, width: float, zoom: int, n: int = 8
     except UserError as exc:
         st.info(f"No samples: {exc}")
         return
-    st.caption(f"Nearest = smallest root-mean-square pixel distance over the training slices. A sample closer "
-               f"than {threshold:.3f} (the closest two training slices of different subjects) is flagged as a "
-               "near-copy.")
+    if threshold is None:
+        st.caption("Nearest = smallest root-mean-square pixel distance over the training slices. No near-copy "
+                   "flag: that needs training slices of at least 2 subjects.")
+    else:
+        st.caption(f"Nearest = smallest root-mean-square pixel distance over the training slices. A sample closer "
+                   f"than {threshold:.3f} (the closest two training slices of different subjects) is flagged as a "
+                   "near-copy.")
     cols = st.columns(4)
     for k in range(len(samples)):
         with cols[k % 4]:
             pair = np.concatenate([samples[k], np.ones((samples.shape[1], 2), np.float32), neighbours[k]], axis=1)
-            flag = " · near-copy!" if distance[k] < threshold else ""
+            flag = " · near-copy!" if threshold is not None and distance[k] < threshold else ""
             st.image(window_png(pair, level, width, max(1, zoom // 2)),
                      caption=f"sample {k + 1} | nearest real · d = {distance[k]:.3f}{flag}", output_format="PNG")
 

@@ -31,10 +31,15 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 NETGUARD = Path(__file__).resolve().parent / "netguard"
 IXI_SAMPLE = REPO.parent / "shared" / "data" / "ixi_sample"
-#: Tiny training from the page's widgets: few epochs, small batches, a small latent.  Enough epochs
-#: that the run is still going after a reload, so Stop finds it running.
-EPOCHS, BATCH, LATENT, WARMUP = 6, 8, 16, 2
-RANGE_SLICES = 10  # the slice range picked on Browse (per volume)
+#: Tiny training from the page's widgets: few epochs, small batches, a small latent.  The run must still
+#: be going after the counter moved and the page was reloaded (Stop must find it running): that window
+#: is about 2-3 epochs on a loaded machine (page runs compete with the job), so 10 epochs, and about the
+#: same number of steps per epoch for both sources (~25; one epoch ~3 s on 2 idle cores).
+EPOCHS, LATENT, WARMUP = 10, 16, 2
+#: Per data source: how many slices per volume to keep on Browse, and the batch size.  Demo: the last
+#: 10 of the middle 30 (24 volumes, ~19 in train: ~190 training images).  IXI: 2 volumes, 1 in train,
+#: so a wide range (100 of its 120 axial slices) and batches of 4.
+SOURCES = {"demo": {"slices": 10, "batch": 8, "volumes": 24}, "ixi": {"slices": 100, "batch": 4, "volumes": 2}}
 STUDY_ITEMS = 4
 SLOW = 300_000  # ms: steps that train, encode or build on a loaded 2-core machine
 
@@ -198,7 +203,6 @@ def _journey(page, source, url, runs_dir, run_name, tmp_path, mark):
         page.goto(url)
         wait_idle(page, SLOW)
         page.get_by_text("Synthetic demo cohort").first.wait_for(timeout=SLOW)
-        volumes = 24
     else:
         # Open a page that reads no data first, so the demo cohort is never built, then choose the folder.
         page.goto(f"{url}/train")
@@ -211,24 +215,33 @@ def _journey(page, source, url, runs_dir, run_name, tmp_path, mark):
         box.press("Enter")
         wait_idle(page)
         _goto_page(page, "Browse")
-        page.get_by_text(re.compile(r"IXI012-HH-1211_T1 · site HH")).first.wait_for(timeout=SLOW)
-        volumes = 2
+        page.get_by_text(re.compile(r"IXI012-HH-1211-T1 · site HH")).first.wait_for(timeout=SLOW)
     _images_present(page, 3, "Browse")
     _assert_no_errors(page, "Browse")
     mark("browse")
 
-    # Pick a slice range: the start thumb of the range slider to the right, by keyboard.
-    range_slider = _main(page).locator('[data-testid="stSlider"]').filter(has_text="Slices (start, stop")
-    thumbs = range_slider.get_by_role("slider")
+    # Pick a slice range with the keyboard on the range slider's thumbs (react-aria: a key press moves
+    # the focused thumb one step and commits, like a released drag).
+    settings = SOURCES[source]
+    slices, volumes = settings["slices"], settings["volumes"]
     readout = _main(page).get_by_text(re.compile(r"slices per volume · index")).first.inner_text()
-    count = int(re.search(r"(\d+) slices per volume", readout).group(1))
-    assert count > RANGE_SLICES, readout
-    thumbs.first.focus()
-    for _ in range(count - RANGE_SLICES):
-        page.keyboard.press("ArrowRight")
-    wait_idle(page)
-    _main(page).get_by_text(re.compile(rf"^{RANGE_SLICES} slices per volume")).first.wait_for()
-    page.get_by_text(re.compile(rf"cohort: {RANGE_SLICES * volumes} slices from {volumes} of {volumes} volumes")).wait_for()
+    first_index, last_index = map(int, re.search(r"index (\d+)–(\d+)", readout).groups())
+    start, stop = first_index, last_index + 1
+    if stop - start >= slices:  # keep the last `slices` of the range: the start thumb to the right
+        moves = [(0, "ArrowRight", stop - start - slices)]
+        start = stop - slices
+    else:  # widen around the middle: start to the left, stop to the right
+        grow = slices - (stop - start)
+        moves = [(0, "ArrowLeft", grow // 2), (1, "ArrowRight", grow - grow // 2)]
+        start, stop = start - grow // 2, stop + grow - grow // 2
+    thumbs = _main(page).locator('[data-testid="stSlider"]').filter(has_text="Slices (start, stop").get_by_role("slider")
+    for thumb, key, times in moves:
+        thumbs.nth(thumb).focus()
+        for _ in range(times):
+            page.keyboard.press(key)
+        wait_idle(page)
+    _main(page).get_by_text(re.compile(rf"^{slices} slices per volume · index {start}–{stop - 1}")).first.wait_for()
+    page.get_by_text(re.compile(rf"cohort: {slices * volumes} slices from {volumes} of {volumes} volumes")).wait_for()
     _images_present(page, 3, "Browse after the range")
     _assert_no_errors(page, "Browse after the range")
     _shot(page, source, 1, "browse")
@@ -236,7 +249,7 @@ def _journey(page, source, url, runs_dir, run_name, tmp_path, mark):
 
     # --- 2. Dataset at 64 px ---------------------------------------------------------------------
     _goto_page(page, "Dataset")
-    page.get_by_text(f"{RANGE_SLICES} slices × {volumes} volumes").wait_for()
+    page.get_by_text(f"{slices} slices × {volumes} volumes").wait_for()
     _radio(page, "Image size", "64")
     if source == "ixi":
         # Two subjects: one to train on, one held out for the test split (Review needs test slices).
@@ -260,7 +273,7 @@ def _journey(page, source, url, runs_dir, run_name, tmp_path, mark):
     page.get_by_text("64 px").first.wait_for()
     _radio(page, "Model", "VAE")
     _radio(page, "Preset", re.compile(r"^demo$"))
-    for label, value in (("Epochs", EPOCHS), ("Batch size", BATCH), ("Warm-up epochs", WARMUP),
+    for label, value in (("Epochs", EPOCHS), ("Batch size", settings["batch"]), ("Warm-up epochs", WARMUP),
                          ("Latent size", LATENT)):
         box = _main(page).get_by_role("spinbutton", name=label, exact=True)
         box.fill(str(value))
@@ -387,6 +400,9 @@ def _journey(page, source, url, runs_dir, run_name, tmp_path, mark):
     button = _main(page).get_by_role("button", name="Run report (HTML, offline)")
     button.wait_for(timeout=SLOW)
     wait_idle(page, SLOW)
+    # the samples export too (with one training subject, as from 2 IXI volumes, it once said "No samples")
+    _main(page).get_by_role("button", name="Samples grid (PNG)").wait_for()
+    assert _main(page).get_by_text("No samples to export").count() == 0
     with page.expect_download(timeout=SLOW) as download:
         button.click()
     path = tmp_path / "report.html"
