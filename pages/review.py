@@ -52,7 +52,7 @@ try:
                 st.caption(f"Evaluated {evaluation.get('created')} at epoch {evaluation.get('model_epoch')} on "
                            f"{evaluation.get('n_test')} test slices and {evaluation.get('n_samples')} samples, "
                            f"in {evaluation.get('seconds')} s.")
-                st.dataframe(review.metrics_table(evaluation), hide_index=True, use_container_width=True)
+                st.dataframe(review.metrics_table(evaluation), hide_index=True, width="stretch")
             else:
                 st.info("This run has not been evaluated yet.")
             review.evaluate_button(run_dir)

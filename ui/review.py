@@ -368,7 +368,7 @@ def results_panel(store) -> None:
                         "spec. CI": "{:.2f}–{:.2f}".format(*s["specificity_ci95"]) if "specificity_ci95" in s else "",
                         "ROC AUC": (s.get("roc") or {}).get("auc")})
         rows.append(row)
-    st.dataframe(pd.DataFrame(rows), hide_index=True, use_container_width=True)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     st.caption("Sensitivity: synthetic images called synthetic. Specificity: real images called real. "
                "Intervals: Wilson 95 %. p: exact two-sided binomial test against 50 %.")
     agreement = result["agreement"]
@@ -382,14 +382,14 @@ def results_panel(store) -> None:
         cm = pooled["confusion"]
         c1.markdown("**Confusion matrix** (pooled)")
         c1.dataframe(pd.DataFrame({"called synthetic": [cm["tp"], cm["fp"]], "called real": [cm["fn"], cm["tn"]]},
-                                  index=["truly synthetic", "truly real"]), use_container_width=True)
+                                  index=["truly synthetic", "truly real"]), width="stretch")
         roc = pooled["roc"]
         if roc["auc"] is not None:
             fig = go.Figure([go.Scatter(x=roc["fpr"], y=roc["tpr"], mode="lines+markers", name="readers"),
                              go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line_dash="dash", name="chance")])
             fig.update_layout(title=f"ROC from confidence (AUC {roc['auc']:.2f})", height=320,
                               xaxis_title="real called synthetic", yaxis_title="synthetic called synthetic")
-            c2.plotly_chart(fig, use_container_width=True)
+            c2.plotly_chart(fig, width="stretch")
     from core.evaluation.study_stats import answers_needed
 
     half = c1.select_slider("Interval half-width", [0.03, 0.05, 0.10, 0.15], value=0.10, key="review_half",
