@@ -36,7 +36,7 @@ def _view(page, name):
 def _open_study(browser, url, name):
     context = browser.new_context(viewport={"width": 1300, "height": 1500})
     page = context.new_page()
-    page.set_default_timeout(90_000)
+    page.set_default_timeout(240_000)  # a loaded 2-core CI machine reruns slowly
     page.goto(f"{url}/review")
     wait_idle(page)
     _view(page, "Reader study")
