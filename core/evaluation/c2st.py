@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from core.errors import UserError
+from core.evaluation.metrics import image_stack
 
 __all__ = ["classifier_two_sample_test"]
 
@@ -77,10 +78,4 @@ def classifier_two_sample_test(real_train, synthetic, real_heldout, epochs: int 
     }
 
 
-def _stack(images) -> np.ndarray:
-    array = np.asarray(images, dtype=np.float32)
-    if array.ndim == 4 and array.shape[-1] == 1:
-        array = array[..., 0]
-    if array.ndim != 3:
-        raise UserError(f"images must be (N, H, W) or (N, H, W, 1), got shape {array.shape}")
-    return array
+_stack = image_stack  # one shape check for every metric (core.evaluation.metrics)

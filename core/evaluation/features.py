@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from core.errors import UserError
+from core.evaluation.metrics import image_stack
 
 __all__ = ["handcrafted_features", "encoder_features", "SlicePositionNet", "train_slice_position_net",
            "cached_slice_position_net"]
@@ -20,13 +21,7 @@ __all__ = ["handcrafted_features", "encoder_features", "SlicePositionNet", "trai
 HIST_BINS = 16
 
 
-def _stack(images) -> np.ndarray:
-    array = np.asarray(images, dtype=np.float32)
-    if array.ndim == 4 and array.shape[-1] == 1:
-        array = array[..., 0]
-    if array.ndim != 3:
-        raise UserError(f"images must be (N, H, W) or (N, H, W, 1), got shape {array.shape}")
-    return array
+_stack = image_stack  # one shape check for every metric (core.evaluation.metrics)
 
 
 def handcrafted_features(images) -> np.ndarray:
@@ -159,7 +154,6 @@ def cached_slice_position_net(cache_dir, dataset_hash: str, images, positions, s
     The net depends only on the dataset, so every run of that dataset is measured in the very
     same feature space (comparable FDs) and the training cost is paid once.
     """
-    import json
     from pathlib import Path
 
     from core.atomic import atomic_path, read_json, write_json_atomic

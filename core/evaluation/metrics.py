@@ -15,15 +15,24 @@ from core.errors import UserError
 __all__ = ["compute_ssim", "compute_psnr", "laplacian_variance", "compute_sharpness"]
 
 
-def _as_stack(images, name: str) -> np.ndarray:
+def image_stack(images, name: str = "images") -> np.ndarray:
+    """``(N, H, W)`` float32 from ``(N, H, W)`` or ``(N, H, W, 1)``; UserError otherwise.
+
+    >>> image_stack(np.zeros((2, 4, 4, 1))).shape
+    (2, 4, 4)
+    """
     array = np.asarray(images, dtype=np.float32)
     if array.ndim == 4 and array.shape[-1] == 1:
         array = array[..., 0]
-    if array.ndim == 2:
-        array = array[None]
     if array.ndim != 3:
-        raise UserError(f"{name} must be (N, H, W) or (N, H, W, 1) images, got shape {array.shape}")
+        raise UserError(f"{name} must be (N, H, W) or (N, H, W, 1), got shape {array.shape}")
     return array
+
+
+def _as_stack(images, name: str) -> np.ndarray:
+    """Like :func:`image_stack`, and a single ``(H, W)`` image is a stack of one."""
+    array = np.asarray(images, dtype=np.float32)
+    return image_stack(array[None] if array.ndim == 2 else array, name)
 
 
 def _pairs(reference, test):

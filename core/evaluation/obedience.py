@@ -12,17 +12,12 @@ from __future__ import annotations
 import numpy as np
 
 from core.errors import UserError
+from core.evaluation.metrics import image_stack
 
 __all__ = ["AttributeRegressor", "train_attribute_regressor", "agreement"]
 
 
-def _stack(images, name="images") -> np.ndarray:
-    array = np.asarray(images, dtype=np.float32)
-    if array.ndim == 4 and array.shape[-1] == 1:
-        array = array[..., 0]
-    if array.ndim != 3:
-        raise UserError(f"{name} must be (N, H, W) or (N, H, W, 1), got shape {array.shape}")
-    return array
+_stack = image_stack  # one shape check for every metric (core.evaluation.metrics)
 
 
 class AttributeRegressor:

@@ -38,6 +38,7 @@ import pandas as pd
 from core import settings
 from core.atomic import read_json, write_json_atomic, write_text_atomic
 from core.errors import UserError
+from core.processes import pid_alive
 from core.training.checkpoints import MODEL, PRIOR
 
 __all__ = [
@@ -144,31 +145,6 @@ def _status_fields(**fields) -> dict:
     }
     base.update(fields)
     return base
-
-
-def pid_alive(pid) -> bool:
-    """Whether process ``pid`` exists and is not a zombie.
-
-    >>> pid_alive(os.getpid()), pid_alive(None), pid_alive(-1)
-    (True, False, False)
-    """
-    try:
-        pid = int(pid)
-    except (TypeError, ValueError):
-        return False
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        return True
 
 
 def _format_cell(value):
