@@ -6,6 +6,27 @@ from pathlib import Path
 
 import numpy as np
 
+#: Networks small enough that an epoch on the 48-image tiny dataset takes well under a second
+#: (one definition for every test that trains; copy before changing: ``dict(TINY_VAE)``).
+TINY_VAE = {"filters": [8, 16], "latent_dim": 8, "batch_size": 16, "epochs": 2, "warmup_epochs": 2}
+TINY_VQVAE = {
+    "filters": [8, 16], "n_res_blocks": 1, "res_filters": 16, "num_embeddings": 16, "embedding_dim": 8,
+    "batch_size": 16, "epochs": 2, "prior_epochs": 2, "prior_filters": 16, "prior_layers": 3,
+    "prior_batch_size": 16,
+}
+#: The same tiny VAE as ``python -m core train`` flags.
+TINY_FLAGS = ["--set", "filters=[8,16]", "--latent-dim", "8", "--batch-size", "16", "--epochs", "1",
+              "--warmup-epochs", "1"]
+
+
+def run_cli(capsys, *args):
+    """``python -m core ARGS`` in this process: (exit status, stdout, stderr)."""
+    from core.__main__ import main
+
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
 
 def write_nifti(path: Path, data: np.ndarray, zooms=(1.2, 0.9375, 0.9375)) -> Path:
     """Write ``data`` with a non-identity affine in IXI's native orientation (P, S, R)."""

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from helpers import TINY_VAE
 from streamlit.testing.v1 import AppTest
 
 from helpers import make_tiny_conditional_dataset
 from ui import state
 
 APP = "../../app.py"
-TINY_VAE = {"filters": [8, 16], "latent_dim": 8, "batch_size": 16, "epochs": 2, "warmup_epochs": 2}
 
 pytestmark = pytest.mark.slow
 

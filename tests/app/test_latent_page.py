@@ -6,13 +6,14 @@ import json
 import shutil
 
 import pytest
+
+from helpers import TINY_VAE
 from streamlit.testing.v1 import AppTest
 
 from core.latent.view import parse_view
 from ui import state
 
 APP = "../../app.py"
-TINY_VAE = {"filters": [8, 16], "latent_dim": 8, "batch_size": 16, "epochs": 2, "warmup_epochs": 2}
 
 pytestmark = pytest.mark.slow
 

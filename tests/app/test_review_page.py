@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+
+from helpers import TINY_VAE
 from streamlit.testing.v1 import AppTest
 
 from conftest import make_tiny_dataset
 
 APP = "../../app.py"
-TINY_VAE = {"filters": [8, 16], "latent_dim": 8, "batch_size": 16, "epochs": 2, "warmup_epochs": 2}
 
 
 @pytest.fixture(scope="module")

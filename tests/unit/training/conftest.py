@@ -8,14 +8,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import pytest
 
-#: Networks small enough that an epoch on the 48-image tiny dataset takes well under a second.
-TINY_VAE = {"filters": [8, 16], "latent_dim": 8, "batch_size": 16, "epochs": 2, "warmup_epochs": 2}
-TINY_VQVAE = {
-    "filters": [8, 16], "n_res_blocks": 1, "res_filters": 16, "num_embeddings": 16, "embedding_dim": 8,
-    "batch_size": 16, "epochs": 2, "prior_epochs": 2, "prior_filters": 16, "prior_layers": 3,
-    "prior_batch_size": 16,
-}
-
+from helpers import TINY_VAE, TINY_VQVAE
 
 @pytest.fixture
 def tiny_vae():

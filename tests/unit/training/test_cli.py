@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from helpers import TINY_FLAGS, run_cli as _main
 from core import settings
 
 
@@ -69,17 +70,8 @@ def test_evaluate_writes_ssim_and_psnr(trained_vae, trained_vqvae):
 
 
 # ---------------------------------------------------------------------------- hyper-parameter flags
-TINY_FLAGS = ["--set", "filters=[8,16]", "--latent-dim", "8", "--batch-size", "16", "--epochs", "1",
-              "--warmup-epochs", "1"]
 
 
-def _main(capsys, *args):
-    """``python -m core`` in this process: (exit status, stdout, stderr)."""
-    from core.__main__ import main
-
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def _page_error(tiny_dataset, tmp_path, overrides) -> str:

@@ -7,22 +7,13 @@ import json
 import numpy as np
 import pytest
 
+from helpers import TINY_VAE, TINY_FLAGS, run_cli as _main
 from core.errors import UserError
 from core.training import checkpoints, runs, trainer
 from helpers import make_tiny_conditional_dataset
 
-TINY_VAE = {"filters": [8, 16], "latent_dim": 8, "batch_size": 16, "epochs": 2, "warmup_epochs": 2}
-TINY_FLAGS = ["--set", "filters=[8,16]", "--latent-dim", "8", "--batch-size", "16", "--epochs", "1",
-              "--warmup-epochs", "1"]
 
 
-def _main(capsys, *args):
-    """``python -m core`` in this process: (exit status, stdout, stderr)."""
-    from core.__main__ import main
-
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")
