@@ -21,7 +21,11 @@ def test_browse_pick_subject_move_range_build_dataset(app_url, page):
     wait_idle(page)
     page.get_by_text("Synthetic demo cohort").first.wait_for()
     images = page.locator('[data-testid="stImage"] img')
-    images.first.wait_for()
+    # The three plane views arrive one after another (each in its own fragment): wait for
+    # all three rather than counting at the moment the first one appears.
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=stImage] img').length >= 3",
+        timeout=120_000)
     assert images.count() >= 3
     assert page.evaluate("img => img.naturalWidth", images.first.element_handle()) > 100
 

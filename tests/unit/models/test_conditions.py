@@ -73,8 +73,10 @@ def test_conditional_vae_obeys_a_planted_condition(tmp_path):
     assert loaded.conditional and loaded.slice_range == RANGE
     request = {"age": 70, "sex": "M", "slice": 175}
     np.testing.assert_array_equal(loaded.sample(3, seed=2, condition=request), vae.sample(3, seed=2, condition=request))
-    with pytest.raises(UserError, match="conditional"):
-        vae.sample(2)
+    # Without a condition it draws a seeded population spread (CLI sample, reader study).
+    unasked = vae.sample(6, seed=3)
+    assert unasked.shape == (6, size, size, 1)
+    np.testing.assert_array_equal(unasked, vae.sample(6, seed=3))
     with pytest.raises(UserError, match="slice"):
         vae.sample(2, condition={"age": 70, "sex": "M", "slice": 10})
 
