@@ -5,7 +5,6 @@ import streamlit as st
 
 from core.data.slices import AXES, middle_range, preview_indices, range_yield, thesis_spec
 from core.errors import UserError
-from core.viz.images import auto_window
 from ui import data, state
 
 st.title("Browse")
@@ -19,6 +18,8 @@ entries, cohort = found.entries, found.table
 if is_demo:
     st.info("**Synthetic demo cohort** — deformed MNI152 templates with simulated age, sex and site "
             "effects, not real patients. Choose *Folder or IXI-T1.tar* in the sidebar for real IXI.")
+if summary := found.demographics_summary():
+    st.warning(summary[0].upper() + summary[1:])
 for note in found.notes:
     st.caption(f"Demographics: {note}")
 by_id = {e.subject_id: e for e in entries}
@@ -64,8 +65,7 @@ c1, c2, c3 = st.columns([1, 1, 2])
 radiological = c1.toggle("Radiological (R on left)", value=True, key=state.RADIOLOGICAL,
                          help="Off: neurological convention, the subject's right on the right.")
 auto = c2.toggle("Auto window (0.5–99.5 %)", value=True, key=state.AUTO_WINDOW)
-auto_level, auto_width = auto_window(volume.data)
-vmin, vmax = float(volume.data.min()), float(volume.data.max())
+auto_level, auto_width, vmin, vmax = data.window_stats(entry)
 if auto:
     level, width = auto_level, auto_width
 else:
@@ -152,10 +152,19 @@ if yield_["unreadable"]:
 
 st.markdown(f"**This subject** — chosen slices ({range_axis})")
 strip = preview_indices(start, stop, 12)
-st.image(data.thumbnails(entry, range_axis, tuple(strip), radiological),
+st.image(data.thumbnails(entry, range_axis, tuple(strip), radiological, loaded=True),
          caption=" · ".join(str(i) for i in strip), output_format="PNG")
 others = [s for s in options if s != subject][:6]
-if others:
+# The other subjects' previews come from thumbnail stacks kept on disk; making a stack reads
+# the whole volume once, so until they exist the grid waits for a click (a fast first picture).
+if others and not (st.session_state.get(state.SHOW_OTHERS)
+                   or data.thumbnails_ready([by_id[o] for o in others], range_axis, radiological)):
+    st.markdown("**Other subjects** — first / middle / last chosen slice")
+    st.button(f"Show {len(others)} other subjects", on_click=st.session_state.__setitem__,
+              args=(state.SHOW_OTHERS, True),
+              help="Reads each subject's volume once; their thumbnails are then kept on disk, "
+                   "so later previews (any range) are immediate.")
+elif others:
     st.markdown("**Other subjects** — first / middle / last chosen slice")
     ends = (start, (start + stop - 1) // 2, stop - 1)
     grid = st.columns(min(3, len(others)))

@@ -12,8 +12,8 @@ from core.data.cohort import Cohort, load_cohort
 from core.data.demographics import find_demographics
 from core.data.volumes import VolumeEntry, canonical_shape, load_volume
 from core.errors import UserError
-from core.data.slices import PREVIEW_PX, preview_slices
-from core.viz.images import grid_png, render_plane
+from core.data import thumbnails as thumbs
+from core.viz.images import auto_window, grid_png, render_plane
 from ui import state
 
 
@@ -82,11 +82,20 @@ def cohort() -> tuple[Cohort, bool]:
     return found, source.is_demo
 
 
-@st.cache_resource(max_entries=8, show_spinner="Loading volume…")
+@st.cache_resource(max_entries=3, show_spinner="Loading volume…")
 def volume(entry: VolumeEntry):
-    """A loaded volume, kept in memory (eight at a time: ~40 MB each at full resolution,
-    enough for the subject shown plus the six in the range preview)."""
+    """A loaded volume, kept in memory (three at a time, ~40 MB each at full resolution: the
+    subject shown and the last two; the range preview of other subjects reads thumbnails from
+    disk, :mod:`core.data.thumbnails`, so it never needs their volumes here)."""
     return load_volume(entry)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def window_stats(entry: VolumeEntry) -> tuple[float, float, float, float]:
+    """(auto level, auto width, min, max) of a volume's intensities: computed once per file."""
+    data = volume(entry).data
+    level, width = auto_window(data)
+    return level, width, float(data.min()), float(data.max())
 
 
 @st.cache_data(max_entries=16)
@@ -110,7 +119,17 @@ def plane_png(entry: VolumeEntry, axis: str, index: int, level: float, width: fl
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
-def thumbnails(entry: VolumeEntry, axis: str, indices: tuple, radiological: bool) -> bytes:
-    """A row of slice thumbnails (PNG) scaled like the dataset, for the range preview."""
-    return grid_png(preview_slices(volume(entry), axis, indices, PREVIEW_PX, radiological),
-                    ncols=len(indices))
+def thumbnails(entry: VolumeEntry, axis: str, indices: tuple, radiological: bool, loaded: bool = False) -> bytes:
+    """A row of slice thumbnails (PNG) scaled like the dataset, for the range preview.
+
+    From the subject's thumbnail stack on disk (:mod:`core.data.thumbnails`); the first time,
+    the stack is made from the volume: the one in memory when ``loaded`` (the subject shown),
+    otherwise read for this once and not kept.
+    """
+    images = thumbs.thumbnails(entry, axis, indices, radiological, volume=volume(entry) if loaded else None)
+    return grid_png(images, ncols=len(indices))
+
+
+def thumbnails_ready(entries, axis: str, radiological: bool) -> bool:
+    """Whether every entry's thumbnail stack along ``axis`` is on disk (previews need no volume)."""
+    return all(thumbs.is_cached(entry, axis, radiological) for entry in entries)

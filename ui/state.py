@@ -13,6 +13,7 @@ LEVEL = "window_level"
 WIDTH = "window_width"
 
 SUBJECT_TABLE = "subject_table"  # the subject table's row selection on Browse
+SHOW_OTHERS = "show_other_subjects"  # True once the user asked for the other subjects' previews
 PRESET_ERROR = "preset_error"  # message of a failed "Thesis preset" click, shown once
 
 RANGE_AXIS = "range_axis"  # widget keys of the slice range picker on Browse
@@ -74,5 +75,5 @@ LATENT_COND_SEX = "latent_cond_sex"
 LATENT_COND_SLICE = "latent_cond_slice"
 LATENT_MAP_METHOD = "latent_map_method"
 LATENT_MAP_COLOUR = "latent_map_colour"
-LATENT_MAP_CHART = "latent_map_chart"  # the plotly chart's selection state
+LATENT_MAP_CHART = "latent_map_chart"  # the map chart's selection state (Altair, or plotly above the thumbnail limit)
 LATENT_SELECTED_ROW = "latent_selected_row"  # global row id of the clicked map point (chart or row box)

@@ -18,7 +18,7 @@ import pandas as pd
 
 from core import settings
 from core.data.dataset import BuildResult, build_dataset
-from core.data.demographics import cohort_table, find_demographics, load_demographics
+from core.data.demographics import cohort_table, find_demographics, load_demographics, unmatched_subjects
 from core.data.volumes import VolumeEntry, scan_source
 from core.errors import UserError
 
@@ -37,6 +37,8 @@ class Cohort:
     demographics : the demographics file used (given, or found next to the data), or None.
     demographics_id : identity of that file's content for the dataset hash ("" without one).
     notes : readable remarks about the demographics (rows without age, duplicates...).
+    unmatched : subject ids of volumes that have no row in the demographics file (all of them
+        when the file names other subjects; empty without a file).
     """
 
     source: Path
@@ -45,6 +47,18 @@ class Cohort:
     demographics: Path | None = None
     demographics_id: str = ""
     notes: list[str] = field(default_factory=list)
+    unmatched: list[str] = field(default_factory=list)
+
+    def demographics_summary(self) -> str | None:
+        """"demographics X matched k of N subjects" (with the ids that did not), or None when
+        there is no file or every subject matched."""
+        if self.demographics is None or not self.unmatched:
+            return None
+        n = len(self.entries)
+        shown = ", ".join(self.unmatched[:12]) + (f" and {len(self.unmatched) - 12} more"
+                                                 if len(self.unmatched) > 12 else "")
+        return (f"demographics {self.demographics.name} matched {n - len(self.unmatched)} of {n} subjects; "
+                f"no row for {shown} (their age and sex stay unknown)")
 
 
 def demographics_id(path: str | Path | None) -> str:
@@ -79,11 +93,12 @@ def load_cohort(source: str | Path, demographics: str | Path | None = None) -> C
             raise UserError(f"demographics file {demographics} does not exist")
     else:
         demographics = find_demographics(source)
-    table, notes = (None, [])
+    table, notes, unmatched = (None, [], [])
     if demographics is not None:
         table, notes = load_demographics(demographics)
+        unmatched = unmatched_subjects(entries, table)
     return Cohort(source, entries, cohort_table(entries, table), demographics,
-                  demographics_id(demographics), list(notes))
+                  demographics_id(demographics), list(notes), unmatched)
 
 
 def build_cohort_dataset(

@@ -17,7 +17,7 @@ import pandas as pd
 from core.data.volumes import VolumeEntry
 from core.errors import UserError
 
-__all__ = ["load_demographics", "find_demographics", "cohort_table", "subject_key"]
+__all__ = ["load_demographics", "find_demographics", "cohort_table", "subject_key", "unmatched_subjects"]
 
 _IXI_NUMBER = re.compile(r"^(?:IXI|DEMO)?0*(\d{1,3})\b", re.I)
 _COLUMN_ALIASES = {
@@ -132,3 +132,14 @@ def cohort_table(entries: list[VolumeEntry], demographics: pd.DataFrame | None =
     table = pd.DataFrame(rows, columns=["subject_id", "site", "age", "sex", "file"])
     table["age"] = table["age"].astype(float).round(1)
     return table
+
+
+def unmatched_subjects(entries: list[VolumeEntry], demographics: pd.DataFrame) -> list[str]:
+    """Subject ids of ``entries`` that have no row in ``demographics`` (a :func:`load_demographics` table).
+
+    >>> table = pd.DataFrame({"age": [40.0], "sex": ["F"], "site": [None]}, index=["IXI013"])
+    >>> unmatched_subjects([VolumeEntry("IXI013-HH-1212-T1", "HH", "a"),
+    ...                     VolumeEntry("IXI012-HH-1211-T1", "HH", "b")], table)
+    ['IXI012-HH-1211-T1']
+    """
+    return [entry.subject_id for entry in entries if subject_key(entry.subject_id) not in demographics.index]

@@ -49,3 +49,51 @@ def test_empty_folder_gives_a_message(tmp_path):
     at = _browse(tmp_path)
     assert not at.exception
     assert "no NIfTI volumes" in at.error[0].value
+
+
+def _warnings(at) -> str:
+    return " ".join(w.value for w in at.warning)
+
+
+def test_demographics_that_match_no_subject_are_reported(ixi_sample_dir):
+    # IXI_demog.csv lies next to the two sample volumes but has no row for either of them.
+    at = _browse(ixi_sample_dir)
+    assert not at.exception
+    text = _warnings(at)
+    assert "matched 0 of 2 subjects" in text
+    assert "IXI012-HH-1211-T1" in text and "IXI015-HH-1258-T1" in text
+
+
+def test_demographics_that_match_some_subjects_name_the_others(ixi_sample_dir, tmp_path):
+    for volume in ixi_sample_dir.glob("*.nii.gz"):
+        (tmp_path / volume.name).write_bytes(volume.read_bytes())
+    (tmp_path / "demographics.csv").write_text("ID,Age,Sex\nIXI012-HH-1211-T1,33.5,F\n")
+    at = _browse(tmp_path)
+    assert not at.exception
+    text = _warnings(at)
+    assert "demographics.csv matched 1 of 2 subjects" in text and "IXI015-HH-1258-T1" in text
+    assert "IXI012" not in text
+    assert "age 33.5" in " ".join(c.value for c in at.caption)
+
+
+def test_other_subjects_preview_waits_for_a_click_then_comes_from_disk(ixi_sample_dir, tmp_path, monkeypatch):
+    from core.data.thumbnails import is_cached
+    from core.data.volumes import scan_source
+
+    from ui import data
+
+    monkeypatch.setenv("LATENTBRAIN_CACHE", str(tmp_path / "cache"))  # no thumbnails on disk yet
+    data.thumbnails.clear()  # nor in this process's memory (earlier tests' previews)
+    other = scan_source(ixi_sample_dir)[1]
+    at = _browse(ixi_sample_dir)
+    images_before = len(at.get("image"))
+    assert images_before == 4  # three planes and this subject's strip; no other subject yet
+    show = [b for b in at.button if b.label.startswith("Show 1 other subject")]
+    assert show and not is_cached(other, "axial")
+    show[0].click().run()
+    assert not at.exception
+    assert len(at.get("image")) == images_before + 1 and is_cached(other, "axial")
+    # A new session finds the thumbnails on disk: the preview is shown without the click.
+    again = _browse(ixi_sample_dir)
+    assert not [b for b in again.button if b.label.startswith("Show")]
+    assert len(again.get("image")) == images_before + 1

@@ -55,6 +55,26 @@ def test_without_demographics(sample_copy):
     cohort = load_cohort(sample_copy)
     assert cohort.demographics is None and cohort.demographics_id == ""
     assert cohort.table["age"].isna().all()
+    assert cohort.unmatched == [] and cohort.demographics_summary() is None
+
+
+def test_subjects_without_a_demographics_row_are_named(sample_copy):
+    # The shared sample's IXI_demog.csv has no rows for its own two volumes (IXI012, IXI015).
+    cohort = load_cohort(sample_copy)
+    assert cohort.unmatched == ["IXI012-HH-1211-T1", "IXI015-HH-1258-T1"]
+    summary = cohort.demographics_summary()
+    assert "IXI_demog.csv matched 0 of 2 subjects" in summary
+    assert "IXI012-HH-1211-T1, IXI015-HH-1258-T1" in summary
+    # One of the two gets a row: "1 of 2", and only the other is named.
+    csv = sample_copy / "IXI_demog.csv"
+    csv.write_text(csv.read_text().rstrip("\n") + "\nIXI012-HH-1211-T1,33.5,F\n")
+    cohort = load_cohort(sample_copy)
+    assert cohort.unmatched == ["IXI015-HH-1258-T1"]
+    assert "matched 1 of 2 subjects" in cohort.demographics_summary()
+    assert "IXI012" not in cohort.demographics_summary()
+    csv.write_text(csv.read_text() + "IXI015-HH-1258-T1,41.0,M\n")
+    cohort = load_cohort(sample_copy)
+    assert cohort.unmatched == [] and cohort.demographics_summary() is None
 
 
 def test_dataset_hash_includes_the_demographics(sample_copy, tmp_path):
