@@ -19,6 +19,16 @@ __all__ = ["auto_window", "apply_window", "png_bytes", "render_plane", "image_gr
 CROSSHAIR_RGB = (0, 220, 255)
 RANGE_RGB = (255, 170, 0)
 LABEL_RGB = (255, 255, 80)
+# Planes are drawn as palette images: 252 grey levels plus the three overlay colours. A
+# palette PNG is a third of an RGB one to compress (~2x faster to render, smaller to send),
+# and 252 grey levels (steps of 1.01 instead of 1) are indistinguishable on screen.
+_GREYS = 252
+_CROSSHAIR, _RANGE, _LABEL = _GREYS, _GREYS + 1, _GREYS + 2
+_TO_GREY_INDEX = np.round(np.arange(256) * (_GREYS - 1) / 255).astype(np.uint8)
+_PALETTE = np.zeros((256, 3), dtype=np.uint8)
+_PALETTE[:_GREYS] = np.round(np.arange(_GREYS) * 255 / (_GREYS - 1))[:, None]
+_PALETTE[_CROSSHAIR], _PALETTE[_RANGE], _PALETTE[_LABEL] = CROSSHAIR_RGB, RANGE_RGB, LABEL_RGB
+_PALETTE = _PALETTE.ravel().tolist()
 #: Pixels a model-sized slice is shown at, at least: smaller images are upscaled (nearest).
 DISPLAY_PX = 128
 
@@ -81,7 +91,9 @@ def render_plane(
     rows, cols = section.shape
     scale = display_px / max(rows * row_mm, cols * col_mm)
     out_h, out_w = max(1, round(rows * row_mm * scale)), max(1, round(cols * col_mm * scale))
-    canvas = Image.fromarray(section).resize((out_w, out_h), Image.Resampling.BILINEAR).convert("RGB")
+    grey = np.asarray(Image.fromarray(section).resize((out_w, out_h), Image.Resampling.BILINEAR))
+    canvas = Image.frombytes("P", (out_w, out_h), _TO_GREY_INDEX[grey].tobytes())
+    canvas.putpalette(_PALETTE)
     draw = ImageDraw.Draw(canvas)
     sy, sx = out_h / rows, out_w / cols
 
@@ -99,26 +111,28 @@ def render_plane(
                 ijk[{"sagittal": 0, "coronal": 1, "axial": 2}[range_axis]] = slice_index
                 r, c = voxel_to_plane(volume.data.shape, axis, ijk, radiological)
                 if _runs_vertically(axis, range_axis):
-                    draw.line([(col_to_x(c), 0), (col_to_x(c), out_h)], fill=RANGE_RGB, width=2)
+                    draw.line([(col_to_x(c), 0), (col_to_x(c), out_h)], fill=_RANGE, width=2)
                 else:
-                    draw.line([(0, row_to_y(r)), (out_w, row_to_y(r))], fill=RANGE_RGB, width=2)
+                    draw.line([(0, row_to_y(r)), (out_w, row_to_y(r))], fill=_RANGE, width=2)
     if crosshair is not None:
         r, c = voxel_to_plane(volume.data.shape, axis, crosshair, radiological)
         x, y = col_to_x(c), row_to_y(r)
         gap = 6
-        draw.line([(0, y), (x - gap, y)], fill=CROSSHAIR_RGB, width=1)
-        draw.line([(x + gap, y), (out_w, y)], fill=CROSSHAIR_RGB, width=1)
-        draw.line([(x, 0), (x, y - gap)], fill=CROSSHAIR_RGB, width=1)
-        draw.line([(x, y + gap), (x, out_h)], fill=CROSSHAIR_RGB, width=1)
+        draw.line([(0, y), (x - gap, y)], fill=_CROSSHAIR, width=1)
+        draw.line([(x + gap, y), (out_w, y)], fill=_CROSSHAIR, width=1)
+        draw.line([(x, 0), (x, y - gap)], fill=_CROSSHAIR, width=1)
+        draw.line([(x, y + gap), (x, out_h)], fill=_CROSSHAIR, width=1)
     if labels:
         font = _font(max(12, display_px // 24))
         edge = plane_labels(axis, radiological)
         pad = 4
-        draw.text((out_w / 2, pad), edge["top"], fill=LABEL_RGB, font=font, anchor="mt")
-        draw.text((out_w / 2, out_h - pad), edge["bottom"], fill=LABEL_RGB, font=font, anchor="mb")
-        draw.text((pad, out_h / 2), edge["left"], fill=LABEL_RGB, font=font, anchor="lm")
-        draw.text((out_w - pad, out_h / 2), edge["right"], fill=LABEL_RGB, font=font, anchor="rm")
-    return png_bytes(np.asarray(canvas))
+        draw.text((out_w / 2, pad), edge["top"], fill=_LABEL, font=font, anchor="mt")
+        draw.text((out_w / 2, out_h - pad), edge["bottom"], fill=_LABEL, font=font, anchor="mb")
+        draw.text((pad, out_h / 2), edge["left"], fill=_LABEL, font=font, anchor="lm")
+        draw.text((out_w - pad, out_h / 2), edge["right"], fill=_LABEL, font=font, anchor="rm")
+    buffer = io.BytesIO()
+    canvas.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
 
 
 def _runs_vertically(view_axis: str, range_axis: str) -> bool:

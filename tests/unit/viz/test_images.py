@@ -7,12 +7,18 @@ import io
 import numpy as np
 from PIL import Image
 
+from core.data.slices import plane
 from core.data.volumes import volume_from_bytes
 from core.viz.images import apply_window, auto_window, grid_png, image_grid, png_bytes, render_plane
 
 
 def _decode(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)))
+
+
+def _decode_rgb(data: bytes) -> np.ndarray:
+    """What the browser shows (a palette PNG's indices looked up in its palette)."""
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
 def test_apply_window_maps_level_and_width():
@@ -41,17 +47,30 @@ def _anisotropic_volume():
 def test_render_keeps_physical_aspect_and_draws_overlays():
     volume = _anisotropic_volume()
     level, width = auto_window(volume.data)
-    coronal = _decode(render_plane(volume, "coronal", 20, level, width, display_px=200, labels=False))
+    coronal = _decode_rgb(render_plane(volume, "coronal", 20, level, width, display_px=200, labels=False))
     assert coronal.shape[:2] == (200, 200)  # 20 voxels of 2 mm = 40 voxels of 1 mm: square
-    axial = _decode(render_plane(volume, "axial", 10, level, width, display_px=200, labels=False,
+    axial = _decode_rgb(render_plane(volume, "axial", 10, level, width, display_px=200, labels=False,
                                  crosshair=(5, 5, 10)))
     assert axial.shape == (200, 200, 3)
     cyan = (axial[..., 0] < 30) & (axial[..., 1] > 200) & (axial[..., 2] > 240)
     assert cyan.sum() > 100  # the crosshair is drawn
-    with_range = _decode(render_plane(volume, "coronal", 20, level, width, display_px=200, labels=False,
+    with_range = _decode_rgb(render_plane(volume, "coronal", 20, level, width, display_px=200, labels=False,
                                       range_lines=("axial", 4, 8)))
     orange = (with_range[..., 0] > 240) & (with_range[..., 1] > 150) & (with_range[..., 2] < 30)
     assert orange.any(axis=1).sum() >= 2  # two horizontal lines: first and last chosen slice
+
+
+def test_render_keeps_the_windowed_grey_levels():
+    volume = _anisotropic_volume()
+    level, width = auto_window(volume.data)
+    shown = _decode_rgb(render_plane(volume, "coronal", 20, level, width, display_px=40, labels=False))
+    assert shown.shape == (40, 40, 3)
+    assert (shown[..., 0] == shown[..., 1]).all() and (shown[..., 1] == shown[..., 2]).all()  # grey
+    # 40 x 20 voxels of 1 x 2 mm shown at 40 x 40 px: the windowed plane, resampled bilinearly
+    # to its physical aspect, within one grey step (252 levels are shown).
+    windowed = Image.fromarray(apply_window(plane(volume.data, "coronal", 20), level, width))
+    expected = np.asarray(windowed.resize((40, 40), Image.Resampling.BILINEAR)).astype(int)
+    assert np.abs(shown[..., 0].astype(int) - expected).max() <= 1
 
 
 def test_image_grid_tiles_and_upscales():
