@@ -110,7 +110,7 @@ def shapes(entries: tuple[VolumeEntry, ...]) -> dict:
     return found
 
 
-@st.cache_data(max_entries=512)
+@st.cache_data(max_entries=512, show_spinner=False)  # ~10 ms: a spinner would cost a thread and messages
 def plane_png(entry: VolumeEntry, axis: str, index: int, level: float, width: float,
               radiological: bool, crosshair, range_lines, display_px: int = 360) -> bytes:
     """Rendered plane PNG bytes, cached per file identity and view parameters."""
