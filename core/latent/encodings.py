@@ -141,6 +141,16 @@ class Encodings:
             out.append(np.asarray(load_split_images(self.dataset_dir, split)[index], "float32"))
         return np.stack(out) if out else np.zeros((0, 1, 1), "float32")
 
+    def iter_images(self, batch_size: int = 1024):
+        """Every real slice in global row order, as ``(n, S, S)`` float32 batches (one split's
+        memory-mapped array read a batch at a time, so a large dataset never sits in memory whole)."""
+        for split in SPLITS:
+            if not (self.meta["split"] == split).any():
+                continue
+            array = load_split_images(self.dataset_dir, split)
+            for start in range(0, len(array), batch_size):
+                yield np.asarray(array[start : start + batch_size], "float32")
+
     def row_of(self, subject: str, slice_index: int) -> int:
         """Global row of ``subject``'s slice ``slice_index``; UserError when absent."""
         hit = self.meta[(self.meta["subject"] == subject) & (self.meta["slice"] == int(slice_index))]

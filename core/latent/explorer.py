@@ -50,8 +50,10 @@ class Explorer:
         self.model_type = encodings.model_type
         self.image_size = int(model.image_size)
         self._starts: dict = {}
-        #: A conditional VAE decodes every latent with a condition: ``self.condition`` (the
-        #: Samples panel sets it; default: the dataset's median age, F, the middle slice).
+        self._decoded: dict = {}
+        #: A conditional VAE decodes every latent with a condition, a conditional VQ-VAE's prior
+        #: draws codes for one: ``self.condition`` (default: the dataset's median age, F, the
+        #: middle slice; the Samples panel asks for others).
         self.conditional = bool(getattr(model, "conditional", False))
         self.slice_range = tuple(model.slice_range) if self.conditional else None
         self.condition = self.default_condition() if self.conditional else None
@@ -118,12 +120,15 @@ class Explorer:
             return self.enc.points[rows].astype("float32")
         return self.model.encode(self.enc.images(rows)).reshape(len(rows), -1)
 
-    def sample_latents(self, n: int, seed: int = 0, temperature: float = 1.0, source: str = "prior") -> np.ndarray:
+    def sample_latents(self, n: int, seed: int = 0, temperature: float = 1.0, source: str = "prior",
+                       condition: dict | None = None) -> np.ndarray:
         """Continuous latents ``(n, dim)`` of new samples: VAE ``z ~ N(0, T² I)`` (the same draw as
         ``VAE.sample``), or with ``source="aggregate"`` from the run's Gaussian mixture on the
         training latents (fitted on first use, :func:`core.models.aggregate.attach_run_aggregate`);
         VQ-VAE: codes from its prior (temperature on the logits), looked up.
 
+        ``condition`` (a conditional VQ-VAE: default :attr:`condition`) is what its prior draws
+        the codes for; a VAE's latents do not depend on it (it conditions :meth:`decode`).
         Raises UserError for a VQ-VAE without a trained prior.
         """
         if source not in ("prior", "aggregate"):
@@ -149,7 +154,11 @@ class Explorer:
         if self.model_type == "vae":
             rng = np.random.default_rng(seed)
             return (rng.standard_normal((n, self.latent_dim)).astype("float32") * np.float32(temperature))
-        codes = self.model.prior.sample(n, seed=seed, temperature=temperature)
+        if self.conditional:
+            codes = self.model.sample_codes(n, seed=seed, temperature=temperature,
+                                            condition=dict(condition or self.condition))
+        else:
+            codes = self.model.sample_codes(n, seed=seed, temperature=temperature)
         return self.codes_to_latent(codes)
 
     def codes_to_latent(self, codes) -> np.ndarray:
@@ -185,13 +194,17 @@ class Explorer:
         return self.model.reconstruct(self.enc.images(rows))[..., 0]
 
     # ------------------------------------------------------------------ views
+    @staticmethod
+    def _start_key(view: ViewState) -> tuple:
+        if view.start == "zero":
+            return ("zero",)
+        if view.start == "slice":
+            return ("slice", view.subject, view.slice_index)
+        return (view.start, view.subject, view.slice_index, view.seed, view.temperature, view.sample_index)
+
     def start(self, view: ViewState) -> tuple[np.ndarray, np.ndarray | None]:
         """(continuous start latent ``(dim,)``, real start slice ``(S, S)`` or None)."""
-        key = (view.start, view.subject, view.slice_index, view.seed, view.temperature, view.sample_index)
-        if view.start == "zero":
-            key = ("zero",)
-        elif view.start == "slice":
-            key = ("slice", view.subject, view.slice_index)
+        key = self._start_key(view)
         if key not in self._starts:
             if view.start == "zero":
                 z = np.zeros(self.latent_dim, "float32") if self.model_type == "vae" else self.pca.mean.copy()
@@ -217,18 +230,31 @@ class Explorer:
                 z = self.directions[key].move(z, value)
         return z
 
+    def _decoded_start(self, view: ViewState, z0) -> tuple[np.ndarray, np.ndarray | None]:
+        """The start latent decoded (image ``(S, S)``, VQ codes or None), once per start point and
+        condition: a slider move then decodes one latent, not two."""
+        key = (self._start_key(view), None if self.condition is None else tuple(sorted(self.condition.items())))
+        if key not in self._decoded:
+            if len(self._decoded) > 64:
+                self._decoded.clear()
+            images, codes = self.decode(np.asarray(z0)[None])
+            self._decoded[key] = (images[0], None if codes is None else codes[0])
+        return self._decoded[key]
+
     def render(self, view: ViewState) -> Rendered:
-        """Decode a view: start point moved by its sliders, beside its reference image."""
+        """Decode a view: start point moved by its sliders, beside its reference image (the real
+        start slice, else the decoded start)."""
         z0, real = self.start(view)
         z = self.moved(z0, view.sliders)
+        images, codes = self.decode(z[None])
+        if self.model_type == "vae" and real is not None:
+            return Rendered(images[0], real, True, z)
+        start_image, start_codes = self._decoded_start(view, z0)
+        reference = real if real is not None else start_image
         if self.model_type == "vae":
-            images, _ = self.decode(np.stack([z, z0]) if real is None else z[None])
-            reference = real if real is not None else images[1]
-            return Rendered(images[0], reference, real is not None, z)
-        images, codes = self.decode(np.stack([z, z0]))
-        changed = int((codes[0] != codes[1]).sum())
-        return Rendered(images[0], real if real is not None else images[1], real is not None, z,
-                        changed, int(codes[0].size))
+            return Rendered(images[0], reference, False, z)
+        changed = int((codes[0] != start_codes).sum())
+        return Rendered(images[0], reference, real is not None, z, changed, int(codes[0].size))
 
     def interpolation(self, a, b, steps: int = 8, mode: str = "spherical") -> np.ndarray:
         """Decoded images ``(steps, S, S)`` from latent ``a`` to ``b`` (linear or spherical)."""

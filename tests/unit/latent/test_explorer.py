@@ -25,6 +25,10 @@ def test_encodings_cover_every_split_with_metadata(vae_explorer):
     from core.data.dataset import load_split_images
 
     np.testing.assert_array_equal(enc.images([row])[0], load_split_images(enc.dataset_dir, "val")[3])
+    # every slice in row order, in batches that do not line up with the splits (the map's thumbnails)
+    every = np.concatenate(list(enc.iter_images(batch_size=5)))
+    assert every.shape == (64, 32, 32)
+    np.testing.assert_array_equal(every[[0, 47, row, 63]], enc.images([0, 47, row, 63]))
 
 
 @pytest.mark.parametrize("name", ["vae_explorer", "vq_explorer"])
@@ -62,6 +66,13 @@ def test_vae_samples_match_the_models_own_sampler(vae_explorer):
     tile = vae_explorer.render(ViewState(vae_explorer.enc.fingerprint, "sample", seed=5, temperature=0.7,
                                          sample_index=2))
     np.testing.assert_allclose(tile.image, images[2], atol=1e-5)
+    # moved away from the tile, the reference is still the decoded tile (decoded once, then reused)
+    for _ in range(2):
+        moved = vae_explorer.render(ViewState(vae_explorer.enc.fingerprint, "sample", seed=5, temperature=0.7,
+                                              sample_index=2, sliders={"pc1": 2.0}))
+        assert not moved.reference_is_real
+        np.testing.assert_allclose(moved.reference, images[2], atol=1e-5)
+        assert np.abs(moved.image - moved.reference).max() > 1e-4
 
 
 def test_vq_slider_requantises_and_counts_changed_codes(vq_explorer):
@@ -70,6 +81,10 @@ def test_vq_slider_requantises_and_counts_changed_codes(vq_explorer):
     assert still.changed_codes == 0 and still.total_codes == 8 * 8
     far = vq_explorer.render(ViewState(fp, "slice", "S001", 1, sliders={"pc1": 4.0, "pc2": -4.0}))
     assert 0 < far.changed_codes <= 64
+    # from the zero start the count is against the decoded start, unchanged when nothing moved
+    assert vq_explorer.render(ViewState(fp, "zero")).changed_codes == 0
+    zero_far = vq_explorer.render(ViewState(fp, "zero", sliders={"pc1": 4.0, "pc2": -4.0}))
+    assert 0 < zero_far.changed_codes <= 64 and not zero_far.reference_is_real
     assert vq_explorer.enc.codes.shape == (64, 8, 8)
     assert not vq_explorer.groups()["kl"]  # KL units are a VAE notion
 
