@@ -12,7 +12,8 @@ from core import settings
 from core.errors import UserError
 from core.latent import maps
 from core.latent.view import ViewState, parse_view
-from core.viz.latent import COLOUR_BY, compare_png, gif_bytes, map_figure, strip_png
+from core.viz.latent import (COLOUR_BY, MAP_SELECTION, THUMBNAIL_MAX_POINTS, THUMBNAIL_PX, compare_png, gif_bytes,
+                             map_chart, map_figure, strip_png, thumbnail_urls)
 from core.viz.images import display_upscale, grid_png, png_bytes
 from ui import state
 
@@ -160,18 +161,29 @@ def start_from_row(ex, row: int) -> None:
     reset_sliders(ex)
 
 
-def on_map_select() -> None:
-    """Callback of the map chart: the clicked point's global row id (``customdata``) becomes the
-    selected row — the same session key the *Selected point* box writes, so tests drive it."""
-    event = st.session_state.get(state.LATENT_MAP_CHART) or {}
-    points = (event.get("selection") or {}).get("points") or []
-    for point in points:
+def selected_rows(event) -> list[int]:
+    """Global row ids in a map chart's selection event, for both charts: Altair's point
+    selection ``{"selection": {MAP_SELECTION: [{"row": r}, …]}}`` and plotly's
+    ``{"selection": {"points": [{"customdata": r}, …]}}`` (synthetic samples carry -1: skipped)."""
+    selection = (event or {}).get("selection") or {}
+    values = []
+    for point in selection.get("points") or []:
         data = point.get("customdata")
-        if isinstance(data, (list, tuple)):
-            data = data[0] if data else None
-        if data is not None and int(data) >= 0:
-            st.session_state[state.LATENT_SELECTED_ROW] = int(data)
-            return
+        values.append(data[0] if isinstance(data, (list, tuple)) and data else data)
+    picked = selection.get(MAP_SELECTION) or []
+    if isinstance(picked, dict):  # a single point as a dict of field lists
+        picked = [{"row": r} for r in np.atleast_1d(picked.get("row", []))]
+    values += [p.get("row") for p in picked if isinstance(p, dict)]
+    return [int(v) for v in values if v is not None and not isinstance(v, (list, tuple)) and int(v) >= 0]
+
+
+def on_map_select() -> None:
+    """Callback of the map chart: the clicked point's global row id (Altair: the selection's
+    ``row`` field; plotly: ``customdata``) becomes the selected row — the same session key the
+    *Selected point* box writes, so tests drive it."""
+    rows = selected_rows(st.session_state.get(state.LATENT_MAP_CHART))
+    if rows:
+        st.session_state[state.LATENT_SELECTED_ROW] = rows[0]
 
 
 def show_message() -> None:
@@ -272,8 +284,13 @@ def slider_panel(ex) -> None:
 @st.cache_data(max_entries=32, show_spinner="Sampling…")
 def _samples(_ex, fingerprint: str, seed: int, temperature: float, n: int, source: str = "prior",
              condition: tuple | None = None):
-    z = _ex.sample_latents(n, seed, temperature, source=source)
-    return z, _ex.decode(z, condition=None if condition is None else dict(condition))[0]
+    asked = None if condition is None else dict(condition)
+    if _ex.model_type == "vae":  # a conditional VAE decodes with the condition
+        z = _ex.sample_latents(n, seed, temperature, source=source)
+        return z, _ex.decode(z, condition=asked)[0]
+    # a conditional VQ-VAE's prior draws the codes for it; its decoder is not conditioned
+    z = _ex.sample_latents(n, seed, temperature, source=source, condition=asked)
+    return z, _ex.decode(z)[0]
 
 
 SOURCES = {"prior": "N(0, I) prior",
@@ -281,10 +298,11 @@ SOURCES = {"prior": "N(0, I) prior",
 
 
 def _condition_inputs(ex) -> dict | None:
-    """Age / sex / slice inputs of a conditional VAE (None otherwise, with a line saying why)."""
-    if ex.model_type != "vae" or not ex.conditional:
+    """Age / sex / slice inputs of a conditional VAE or VQ-VAE (None otherwise, with a line saying why)."""
+    if not ex.conditional:
         st.caption("This run is not conditional, so its samples cannot be asked for an age, sex or slice "
-                   "position: train a VAE with *Conditional on age, sex and slice position* on the Train page.")
+                   "position: train a VAE or VQ-VAE with *Conditional on age, sex and slice position* on the "
+                   "Train page.")
         return None
     default = ex.default_condition()
     start, stop = ex.slice_range
@@ -323,8 +341,10 @@ def samples_panel(ex) -> None:
         st.error(str(exc))
         return
     if condition is not None:
+        how = ("the sliders decode with the default condition" if ex.model_type == "vae" else
+               "the prior draws the codes for it (the VQ-VAE's decoder is not conditioned)")
         st.caption(f"Samples asked for age {condition['age']}, {'female' if condition['sex'] == 'F' else 'male'}, "
-                   f"slice {condition['slice']}; the sliders decode with the default condition.")
+                   f"slice {condition['slice']}; {how}.")
     loadable = source == "prior" and condition is None
     factor = display_upscale(ex.image_size)
     cols = st.columns(8)
@@ -404,8 +424,25 @@ def map_coords(ex, method: str, seed: int = 0) -> np.ndarray:
     return coords
 
 
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _thumbnails(_ex, fingerprint: str) -> list[str]:
+    urls: list[str] = []
+    for batch in _ex.enc.iter_images():
+        urls += thumbnail_urls(batch)
+    return urls
+
+
+def thumbnails(ex) -> list[str]:
+    """One 32 px PNG data URL per slice, made once per model file (cached with the explorer's key)."""
+    with st.spinner(f"Making hover thumbnails of {len(ex.enc)} slices (once per model file)…"):
+        return _thumbnails(ex, ex.enc.fingerprint)
+
+
+@st.fragment
 def map_panel(ex) -> None:
-    """Projection with colour, hover, click → slice + reconstruction + neighbours, CSV, samples."""
+    """Projection with colour, hover, click → slice + reconstruction + neighbours, CSV, samples.
+
+    A fragment: a click on the map reruns this panel only, not the decoding of the other tabs."""
     meta = ex.enc.meta
     c1, c2, c3 = st.columns([2, 2, 2])
     method = c1.radio("Projection", list(maps.METHODS), horizontal=True, key=state.LATENT_MAP_METHOD,
@@ -430,10 +467,24 @@ def map_panel(ex) -> None:
         return
     selected = st.session_state.get(state.LATENT_SELECTED_ROW)
     points = "means" if ex.model_type == "vae" else "pooled code embeddings"
-    fig = map_figure(meta, coords, colour, synthetic, selected,
-                     title=f"{ {'pca': 'PCA', 'tsne': 't-SNE', 'umap': 'UMAP'}[method]} of {len(meta)} latent {points}")
-    st.plotly_chart(fig, key=state.LATENT_MAP_CHART, on_select=on_map_select, selection_mode="points",
-                    config={"scrollZoom": True})
+    title = f"{ {'pca': 'PCA', 'tsne': 't-SNE', 'umap': 'UMAP'}[method]} of {len(meta)} latent {points}"
+    if len(meta) <= THUMBNAIL_MAX_POINTS:
+        chart = map_chart(meta, coords, colour, thumbnails(ex), synthetic, title=title)
+        # the tooltip shows the 32 px thumbnail at 3× with its pixels visible
+        st.html(f"<style>#vg-tooltip-element img {{width: {3 * THUMBNAIL_PX}px; height: {3 * THUMBNAIL_PX}px; "
+                "image-rendering: pixelated;}</style>")
+        st.altair_chart(chart, key=state.LATENT_MAP_CHART, on_select=on_map_select,
+                        selection_mode=[MAP_SELECTION], width="stretch")
+        st.caption("Hover a point for its slice's thumbnail; click it for the real slice, its reconstruction "
+                   "and neighbours below. Scroll to zoom, drag to pan, double-click to reset."
+                   + (" Magenta crosses: synthetic samples." if synthetic is not None else ""))
+    else:
+        st.caption(f"{len(meta):,} points is more than the {THUMBNAIL_MAX_POINTS:,} the map draws with a "
+                   "thumbnail each, so this map is a WebGL scatter with text hover (no thumbnails); click a "
+                   "point for its slice below.")
+        fig = map_figure(meta, coords, colour, synthetic, selected, title=title)
+        st.plotly_chart(fig, key=state.LATENT_MAP_CHART, on_select=on_map_select, selection_mode="points",
+                        config={"scrollZoom": True})
     e1, e2 = st.columns([2, 3])
     e1.number_input("Selected point (row id; or click a point)", min_value=0, max_value=len(meta) - 1, value=None,
                     step=1, key=state.LATENT_SELECTED_ROW)
@@ -465,4 +516,6 @@ def point_panel(ex, row: int) -> None:
         m = meta.loc[int(r)]
         col.image(png_bytes(np.repeat(np.repeat(image, factor, 0), factor, 1)), output_format="PNG",
                   caption=f"{m['subject']} s{m['slice']} · d {d:.2f}")
-    st.button("Explore from this slice (sliders tab)", on_click=start_from_row, args=(ex, row), key="latent_from_point")
+    if st.button("Explore from this slice (sliders tab)", on_click=start_from_row, args=(ex, row),
+                 key="latent_from_point"):
+        st.rerun()  # the sliders are outside the map's fragment

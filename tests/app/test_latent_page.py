@@ -90,7 +90,24 @@ def test_sliders_copy_view_samples_and_map_click(env):
     view = _view(at)
     assert (view.start, view.sample_index, view.sliders) == ("sample", 3, {})
 
-    # map: the chart's click callback writes the selected row; the row box is the same key
+    # map: a Vega-Lite chart whose hover tooltip carries each slice's thumbnail (field "image")
+    charts = at.get("vega_lite_chart")
+    assert len(charts) == 1, "the map (64 points) is drawn with Altair / Vega-Lite"
+    chart = charts[0].proto
+    spec = json.loads(chart.spec)
+    tooltip = [t["field"] for t in spec["layer"][0]["encoding"]["tooltip"]]
+    assert tooltip[0] == "image" and "row" in tooltip
+    assert list(chart.selection_mode) == ["pick"]
+    import pyarrow as pa
+
+    table = pa.ipc.open_stream(chart.datasets[0].data.data).read_all().to_pandas()
+    assert table["row"].tolist() == list(range(64))
+    assert table["image"].str.startswith("data:image/png;base64,").all() and table["image"].nunique() > 1
+    # the chart's selection state before any click holds no row, and selects nothing
+    assert at.session_state[state.LATENT_MAP_CHART]["selection"]["pick"] in ({}, [])
+    assert at.session_state[state.LATENT_SELECTED_ROW] is None
+
+    # the chart's click callback writes the selected row; the row box is the same key
     at.number_input(key=state.LATENT_SELECTED_ROW).set_value(5).run()
     assert not at.exception, at.exception
     assert any(h.value.startswith("Point 5:") for h in at.subheader)
@@ -100,8 +117,9 @@ def test_sliders_copy_view_samples_and_map_click(env):
     assert view.start == "slice" and view.subject and not at.exception
 
 
-def test_map_callback_takes_the_global_row_from_customdata(env):
-    """The function the chart calls on a click, fed the event shape Streamlit gives it."""
+def test_map_callback_takes_the_global_row_from_the_selection(env):
+    """The function the chart calls on a click, fed the event shapes Streamlit gives it: the Altair
+    map's point selection over ``row``, and plotly's ``customdata`` (maps above the thumbnail limit)."""
     at = _page()
     from ui import latent as panel
 
@@ -114,6 +132,16 @@ def test_map_callback_takes_the_global_row_from_customdata(env):
         store[state.LATENT_MAP_CHART] = {"selection": {"points": [{"customdata": [-1]}, {"customdata": [4]}]}}
         panel.on_map_select()
         assert store[state.LATENT_SELECTED_ROW] == 4
+        store[state.LATENT_MAP_CHART] = {"selection": {"pick": [{"row": 23}]}}
+        panel.on_map_select()
+        assert store[state.LATENT_SELECTED_ROW] == 23
+        store[state.LATENT_MAP_CHART] = {"selection": {"pick": {"row": [31]}}}
+        panel.on_map_select()
+        assert store[state.LATENT_SELECTED_ROW] == 31
+        # a click on empty space clears the chart's selection: the panel keeps the last point
+        store[state.LATENT_MAP_CHART] = {"selection": {"pick": {}}}
+        panel.on_map_select()
+        assert store[state.LATENT_SELECTED_ROW] == 31
     assert not at.exception
 
 
