@@ -6,9 +6,10 @@ This module imports neither Keras nor TensorFlow, so a page can read a preset ch
 A config is a flat JSON-friendly dict: ``model_type``, ``preset``, the training settings
 (``image_size``, ``batch_size``, ``learning_rate``, ``epochs``, ``early_stopping_patience``,
 ``seed``) and the model's own keys.  VAE configs add the loss and KL warm-up keys
-(``recon_loss``, ``sigma``, ``beta``, ``free_bits``, ``kl_schedule``, ``warmup_epochs``...,
-and ``conditional`` with the dataset's ``slice_range`` [start, stop) for a conditional VAE);
+(``recon_loss``, ``sigma``, ``beta``, ``free_bits``, ``kl_schedule``, ``warmup_epochs``...);
 VQ-VAE configs add the codebook keys and the prior's (``prior_epochs``, ``prior_filters``...).
+Both have ``conditional``, with the dataset's ``slice_range`` [start, stop) for a conditional
+model (a conditional VAE conditions encoder and decoder, a conditional VQ-VAE its prior).
 
 - ``demo``: 64 px, small; trains on the demo cohort on 2 CPU cores in minutes; its VAE uses
   a Bernoulli decoder (measured best of the decoder likelihoods, issue 10).
@@ -72,6 +73,7 @@ _VQ_CODEBOOK = {
     "restart_threshold": 0.03,
     "data_init": True,
     "prior_kernel_size": 3,
+    "conditional": False,
 }
 
 PRESETS = {
@@ -241,14 +243,6 @@ def validate_config(config, n_train=None):
         check_choice("kl_schedule", c["kl_schedule"], KL_SCHEDULES)
         c["warmup_epochs"] = check_int("warmup_epochs", c["warmup_epochs"], 0)
         c["cycle_epochs"] = check_int("cycle_epochs", c["cycle_epochs"], 1)
-        check_bool("conditional", c["conditional"])
-        if c["conditional"] and c.get("slice_range") is not None:
-            sr = c["slice_range"]
-            if not isinstance(sr, (list, tuple)) or len(sr) != 2:
-                raise UserError(f"slice_range must be [start, stop], got {sr!r}")
-            c["slice_range"] = [check_int("slice_range", v, 0) for v in sr]
-            if c["slice_range"][1] - c["slice_range"][0] < 2:
-                raise UserError(f"slice_range must hold at least 2 slices, got {sr!r}")
     else:
         c["num_embeddings"] = check_int("num_embeddings", c["num_embeddings"], 2)
         c["embedding_dim"] = check_int("embedding_dim", c["embedding_dim"], 1)
@@ -272,5 +266,13 @@ def validate_config(config, n_train=None):
         c["prior_kernel_size"] = check_int("prior_kernel_size", c["prior_kernel_size"], 3)
         if c["prior_kernel_size"] % 2 == 0:
             raise UserError(f"prior_kernel_size must be odd, got {c['prior_kernel_size']}")
+    check_bool("conditional", c.get("conditional", False))
+    if c.get("conditional") and c.get("slice_range") is not None:
+        sr = c["slice_range"]
+        if not isinstance(sr, (list, tuple)) or len(sr) != 2:
+            raise UserError(f"slice_range must be [start, stop], got {sr!r}")
+        c["slice_range"] = [check_int("slice_range", v, 0) for v in sr]
+        if c["slice_range"][1] - c["slice_range"][0] < 2:
+            raise UserError(f"slice_range must hold at least 2 slices, got {sr!r}")
     return c
 

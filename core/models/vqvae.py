@@ -5,7 +5,8 @@ Reading order: the :class:`VectorQuantizer` layer (codebook), encoder and decode
 
 Images are ``(B, H, W, 1)`` float32 in [0, 1]; the code grid is ``(B, h, w)`` int32 with
 ``h = H / 2**len(filters)``.  Without a prior (:meth:`VQVAE.attach_prior`) the model can
-reconstruct but not generate.
+reconstruct but not generate.  A conditional VQ-VAE generates on request (age, sex, slice
+position) through its conditional prior; its encoder and decoder are not conditioned.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from core.models._checks import (
     check_int,
 )
 from core.models.blocks import down_block, residual_block, up_block
+from core.models.conditions import CONDITION_DIM, condition_array, population_conditions
 from core.models.inference import as_images, clear_compiled, compiled, numpy_images, run_batched
 from core.models.prior import PixelCNNPrior
 
@@ -247,6 +249,13 @@ class VQVAE(keras.Model):
         prior_config: config of an attached :class:`PixelCNNPrior` (set by ``attach_prior``;
             restores the prior when a saved model is loaded).
         seed: seed of the quantizer.
+        conditional: generate on request by age, sex and slice position
+            (:mod:`core.models.conditions`): the prior must be a conditional
+            :class:`PixelCNNPrior` (``condition_dim=3``).  Only the prior is conditioned; the
+            encoder, quantizer and decoder are the same as without it, so ``encode`` and
+            ``reconstruct`` accept a ``condition`` (as a conditional VAE's do) and ignore it.
+        slice_range: ``[start, stop)`` slice indices of the training data (conditional only),
+            to turn a requested slice index into the model's 0-1 position.
 
     ``train_step``/``test_step`` report ``loss``, ``recon`` (mean squared error per pixel),
     ``vq`` (commitment term, unweighted), ``perplexity`` (of the batch's code histogram) and
@@ -270,6 +279,8 @@ class VQVAE(keras.Model):
         data_init=True,
         prior_config=None,
         seed=None,
+        conditional=False,
+        slice_range=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -287,6 +298,16 @@ class VQVAE(keras.Model):
         self.commitment_cost = check_float("commitment_cost", commitment_cost, 0.0)
         self.use_ema = check_bool("use_ema", use_ema)
         self.seed = seed
+        self.conditional = check_bool("conditional", conditional)
+        self.slice_range = None
+        if self.conditional:
+            if slice_range is None:
+                raise UserError("a conditional VQ-VAE needs slice_range [start, stop) of its dataset")
+            start, stop = (check_int("slice_range", v, 0) for v in slice_range)
+            if stop - start < 2:
+                raise UserError(f"slice_range must hold at least 2 slices, got [{start}, {stop})")
+            self.slice_range = (start, stop)
+        self.condition_dim = CONDITION_DIM if self.conditional else 0
         arch = (self.image_size, self.filters, self.embedding_dim, self.n_res_blocks, self.res_filters, self.kernel_size)
         self.encoder = get_vqvae_encoder(*arch)
         self.decoder = get_vqvae_decoder(*arch)
@@ -320,6 +341,13 @@ class VQVAE(keras.Model):
                 f"prior has {prior.num_embeddings} codes on a {prior.grid_size}x{prior.grid_size} "
                 f"grid, the VQ-VAE {self.num_embeddings} codes on a "
                 f"{self.grid_size}x{self.grid_size} grid"
+            )
+        if prior.condition_dim != self.condition_dim:
+            raise UserError(
+                f"prior is {'conditional' if prior.condition_dim else 'unconditional'} "
+                f"(condition_dim {prior.condition_dim}), the VQ-VAE "
+                f"{'conditional' if self.conditional else 'unconditional'}: train the prior with the same "
+                "conditional setting"
             )
         prior.trainable = False
         return prior
@@ -364,8 +392,18 @@ class VQVAE(keras.Model):
         z_q, _ = self.quantizer(z_e)
         return ops.sigmoid(self.decoder(z_q, training=training))
 
-    def encode(self, x, batch_size=256):
-        """Encoder outputs before quantisation for images ``(N, S, S[, 1])``: ``(N, h, w, D)`` float32 ndarray."""
+    def _ignored_condition(self, condition):
+        """A conditional VQ-VAE's encoder and decoder take no condition: accepted (callers treat
+        conditional models alike) and ignored; an unconditional one refuses it as the VAE does."""
+        if condition is not None and not self.conditional:
+            raise UserError("this VQ-VAE is not conditional: train one with conditional=True "
+                            "to ask for age, sex and slice position")
+
+    def encode(self, x, batch_size=256, condition=None):
+        """Encoder outputs before quantisation for images ``(N, S, S[, 1])``: ``(N, h, w, D)`` float32 ndarray.
+
+        ``condition`` is accepted for a conditional VQ-VAE and ignored (its encoder is not conditioned)."""
+        self._ignored_condition(condition)
         fn = compiled(self, "encode", lambda t: self.encoder(t, training=False))
         return run_batched(fn, numpy_images(x), batch_size)
 
@@ -417,20 +455,49 @@ class VQVAE(keras.Model):
         )
         return run_batched(fn, indices.astype("int32"), batch_size)
 
-    def reconstruct(self, x, batch_size=256):
-        """Reconstructions of images ``(N, S, S[, 1])``: ``(N, S, S, 1)`` float32 ndarray."""
+    def reconstruct(self, x, batch_size=256, condition=None):
+        """Reconstructions of images ``(N, S, S[, 1])``: ``(N, S, S, 1)`` float32 ndarray.
+
+        ``condition`` is accepted for a conditional VQ-VAE and ignored (encoder and decoder are
+        not conditioned)."""
+        self._ignored_condition(condition)
         return self.decode_indices(self.code_indices(x, batch_size), batch_size)
 
-    def sample(self, n, seed=0, temperature=1.0):
-        """``n`` new images from the attached prior: ``(n, S, S, 1)`` float32 ndarray in [0, 1].
+    def sample_codes(self, n, seed=0, temperature=1.0, condition=None):
+        """``n`` code grids from the attached prior: ``(n, h, w)`` int32 ndarray.
 
-        Raises UserError when no prior is attached (train one and call :meth:`attach_prior`).
+        A conditional VQ-VAE takes ``condition`` as a conditional VAE does: one dict
+        ``{"age": 75, "sex": "F", "slice": 170}`` for all, a list of ``n`` dicts, or an encoded
+        ``(n, 3)`` array; without one it draws
+        :func:`~core.models.conditions.population_conditions` (seeded).
+
+        Raises UserError when no prior is attached (train one and call :meth:`attach_prior`),
+        or for a condition given to an unconditional model.
         """
         if self.prior is None:
             raise UserError(
                 "this VQ-VAE has no prior to sample from: train its PixelCNN prior and attach it"
             )
-        return self.decode_indices(self.prior.sample(n, seed=seed, temperature=temperature))
+        n = check_int("n", n, 0)
+        if not self.conditional:
+            if condition is not None:
+                raise UserError("this VQ-VAE is not conditional: train one with conditional=True "
+                                "to ask for age, sex and slice position")
+            return self.prior.sample(n, seed=seed, temperature=temperature)
+        if condition is None:
+            c = population_conditions(n, seed, self.slice_range)
+        else:
+            c = condition_array(condition, n, self.slice_range)
+        return self.prior.sample(n, seed=seed, temperature=temperature, condition=c)
+
+    def sample(self, n, seed=0, temperature=1.0, condition=None):
+        """``n`` new images from the attached prior: ``(n, S, S, 1)`` float32 ndarray in [0, 1].
+
+        ``condition`` as in :meth:`sample_codes` (conditional VQ-VAE only: the prior draws the
+        codes for it, the decoder turns them into images).
+        Raises UserError when no prior is attached (train one and call :meth:`attach_prior`).
+        """
+        return self.decode_indices(self.sample_codes(n, seed, temperature, condition))
 
     # ------------------------------------------------------------------ loss
     def compute_losses(self, x, training=False):
@@ -511,6 +578,8 @@ class VQVAE(keras.Model):
             "data_init": q.data_init,
             "prior_config": prior_config,
             "seed": self.seed,
+            # only when used, so unconditional models save (and old files load) as before
+            **({"conditional": True, "slice_range": list(self.slice_range)} if self.conditional else {}),
         }
 
     @classmethod
@@ -533,6 +602,8 @@ _VQVAE_ARGS = (
     "restart_threshold",
     "data_init",
     "seed",
+    "conditional",
+    "slice_range",
 )
 
 

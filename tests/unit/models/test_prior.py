@@ -1,4 +1,7 @@
-"""Tests for core/models/prior.py: causal masking, no blind spot, training, sampling, saving."""
+"""Tests for core/models/prior.py: causal masking, no blind spot, training, sampling, saving,
+and the conditional prior (a conditioning vector projected into every gate)."""
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,16 +121,77 @@ def test_sample_shape_range_and_seed(tiny_prior_config):
     assert prior.sample(0).shape == (0, 8, 8)
 
 
-def test_greedy_sample_matches_full_network(tiny_prior_config):
-    """The fast sampler (vertical stack once per row) equals step-by-step full-network decoding."""
-    prior = _random_prior(tiny_prior_config)
-    fast = prior.sample(2, seed=5, temperature=0.0)
-    np.testing.assert_array_equal(fast, prior.sample(2, seed=9, temperature=0.0))
+@pytest.mark.parametrize("condition_dim", [0, 3])
+def test_greedy_sample_matches_full_network(tiny_prior_config, condition_dim):
+    """The fast sampler (vertical stack once per row) equals step-by-step full-network decoding,
+    for a conditional prior too (each of the two grids with its own condition)."""
+    prior = _random_prior({**tiny_prior_config, "condition_dim": condition_dim})
+    c = np.array([[0.3, 1.0, 0.1], [0.8, 0.0, 0.9]], "float32")[:, :condition_dim] if condition_dim else None
+    fast = prior.sample(2, seed=5, temperature=0.0, condition=c)
+    np.testing.assert_array_equal(fast, prior.sample(2, seed=9, temperature=0.0, condition=c))
     slow = np.zeros((2, 8, 8), "int32")
     for i in range(8):
         for j in range(8):
-            slow[:, i, j] = np.argmax(np.asarray(prior(slow))[:, i, j], axis=-1)
+            logits = prior(slow if c is None else (slow, c))
+            slow[:, i, j] = np.argmax(np.asarray(logits)[:, i, j], axis=-1)
     np.testing.assert_array_equal(fast, slow)
+    if condition_dim:  # the two conditions lead to different grids (the condition is used)
+        assert not np.array_equal(fast[0], fast[1])
+
+
+@pytest.mark.parametrize("position", [(0, 0), (3, 4), (7, 6)])
+def test_conditional_logits_stay_causal_and_see_the_condition(tiny_prior_config, position):
+    prior = _random_prior({**tiny_prior_config, "condition_dim": 3})
+    grid = np.random.default_rng(4).integers(0, 16, (1, 8, 8)).astype("int32")
+    c = np.array([[0.5, 1.0, 0.25]], "float32")
+    base = np.asarray(prior((grid, c)))[0]
+    other = grid.copy()
+    other[(0, *position)] = (grid[(0, *position)] + 3) % 16
+    diff = np.abs(np.asarray(prior((other, c)))[0] - base).max(axis=-1).ravel()
+    p = position[0] * 8 + position[1]
+    np.testing.assert_array_equal(diff[: p + 1], 0.0)
+    # the condition reaches every position, the first one included
+    moved = np.abs(np.asarray(prior((grid, c + np.float32(0.2))))[0] - base).max(axis=-1)
+    assert (moved > 0).all()
+
+
+def test_conditional_prior_round_trip_and_condition_checks(tmp_path, tiny_prior_config):
+    prior = _random_prior({**tiny_prior_config, "condition_dim": 3})
+    assert prior.get_config()["condition_dim"] == 3
+    grids = _structured_grids(16)
+    c = np.random.default_rng(0).uniform(0, 1, (16, 3)).astype("float32")
+    prior.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
+    history = prior.fit(grids, c, batch_size=8, epochs=1, verbose=0, validation_data=(grids[:8], c[:8]))
+    assert set(history.history) == {"loss", "val_loss"}
+    assert prior.log_likelihood(grids[:8], condition=c[:8]) == pytest.approx(history.history["val_loss"][-1], rel=1e-4)
+    path = tmp_path / "cprior.keras"
+    prior.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert isinstance(loaded, PixelCNNPrior) and loaded.condition_dim == 3
+    np.testing.assert_array_equal(np.asarray(prior((grids[:4], c[:4]))), np.asarray(loaded((grids[:4], c[:4]))))
+    np.testing.assert_array_equal(prior.sample(2, seed=1, condition=c[:2]), loaded.sample(2, seed=1, condition=c[:2]))
+    with pytest.raises(UserError, match="conditional"):
+        prior.sample(2)
+    with pytest.raises(UserError, match=r"\(2, 3\)"):
+        prior.sample(2, condition=c[:3])
+    with pytest.raises(UserError, match="finite"):
+        prior.sample(1, condition=np.full((1, 3), np.nan, "float32"))
+    with pytest.raises(UserError, match="not conditional"):
+        PixelCNNPrior(**tiny_prior_config).sample(2, condition=c[:2])
+    with pytest.raises(UserError, match="condition_dim"):
+        PixelCNNPrior(**tiny_prior_config, condition_dim=-1)
+
+
+def test_a_prior_saved_before_conditioning_still_loads():
+    """``data/prior_v1.keras`` was saved by the code of commit 7cab3ac (before conditional priors,
+    see data/README.md); it must load with safe_mode and compute exactly what it did then."""
+    data = Path(__file__).parent / "data"
+    prior = keras.saving.load_model(data / "prior_v1.keras", safe_mode=True)
+    expected = np.load(data / "prior_v1.npz")
+    assert isinstance(prior, PixelCNNPrior) and prior.condition_dim == 0
+    assert "condition_dim" not in prior.get_config()  # saved again, it reads as it did
+    np.testing.assert_allclose(np.asarray(prior(expected["grid"])), expected["logits"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(prior.sample(3, seed=1), expected["codes"])
 
 
 def test_save_load_round_trip(tmp_path, tiny_prior_config):
