@@ -82,3 +82,36 @@ def test_bad_folders_give_messages_and_the_app_keeps_running(app_url, page, bad_
     sidebar.locator("label").filter(has_text="Demo cohort (synthetic)").click()
     wait_idle(page)
     page.locator('[data-testid="stImage"] img').first.wait_for()
+
+
+def test_a_reload_keeps_the_data_source_and_unmatched_demographics_are_named(app_url, page, ixi_sample_dir):
+    page.goto(app_url)
+    wait_idle(page)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.locator("label").filter(has_text="Folder or IXI-T1.tar").click()
+    wait_idle(page)
+    box = page.get_by_role("textbox", name="Folder of NIfTI files, or IXI-T1.tar")
+    box.fill(str(ixi_sample_dir))
+    box.press("Enter")
+    wait_idle(page)
+    page.get_by_text(re.compile(r"IXI012-HH-1211-T1 · site HH")).first.wait_for()
+    assert "source=folder" in page.url and str(ixi_sample_dir) not in page.url
+    # The sample's IXI_demog.csv has rows for neither volume: the page says so, by name.
+    page.get_by_text(re.compile(r"matched 0 of 2 subjects; no row for IXI012-HH-1211-T1, IXI015")).wait_for()
+
+    page.reload()
+    wait_idle(page)
+    page.get_by_text(re.compile(r"IXI012-HH-1211-T1 · site HH")).first.wait_for()
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    assert sidebar.get_by_role("radio", name="Folder or IXI-T1.tar").is_checked()
+    assert page.get_by_role("textbox", name="Folder of NIfTI files, or IXI-T1.tar").input_value() == str(ixi_sample_dir)
+    screenshot(page, "browse_after_reload.png")
+
+    # Back to the demo (this server is shared with the other tests); a reload keeps that too.
+    sidebar.locator("label").filter(has_text="Demo cohort (synthetic)").click()
+    wait_idle(page)
+    page.get_by_text("Synthetic demo cohort").first.wait_for()
+    page.reload()
+    wait_idle(page)
+    page.get_by_text("Synthetic demo cohort").first.wait_for()
+    assert "source=" not in page.url
