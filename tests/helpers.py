@@ -17,6 +17,11 @@ TINY_VQVAE = {
 #: The same tiny VAE as ``python -m core train`` flags.
 TINY_FLAGS = ["--set", "filters=[8,16]", "--latent-dim", "8", "--batch-size", "16", "--epochs", "1",
               "--warmup-epochs", "1"]
+#: The tiny VQ-VAE and prior as ``python -m core train --model vqvae`` flags (1 epoch each).
+TINY_VQ_FLAGS = ["--set", "filters=[8,16]", "--set", "n_res_blocks=1", "--set", "res_filters=16",
+                 "--set", "num_embeddings=16", "--set", "embedding_dim=8", "--set", "prior_filters=16",
+                 "--set", "prior_layers=3", "--set", "prior_batch_size=16", "--batch-size", "16",
+                 "--epochs", "1", "--prior-epochs", "1"]
 
 
 def run_cli(capsys, *args):

@@ -63,7 +63,8 @@ def run_context(run_dir: str | Path) -> dict:
             "subjects": subjects,
             "positions": np.array([s[1] for s in slices], dtype=np.float32),
             "sites": [str((subjects_info.get(s) or {}).get("site") or "unknown") for s in subjects],
-            # A conditional model encodes and decodes each slice with its own age, sex, position.
+            # A conditional model encodes and decodes each slice with its own age, sex, position
+            # (a conditional VQ-VAE accepts them and ignores them: only its prior is conditioned).
             "conditions": _split_conditions(config, manifest, split),
         }
     return context

@@ -90,11 +90,18 @@ def image_dataset(images: np.ndarray, batch_size: int, shuffle: bool = True, see
 
 
 def index_dataset(indices: np.ndarray, batch_size: int, shuffle: bool = True, seed: int | None = 0,
-                  drop_remainder: bool = False):
-    """``tf.data`` pipeline of ``(B, h, w)`` int32 code grids for the prior."""
+                  drop_remainder: bool = False, conditions: np.ndarray | None = None):
+    """``tf.data`` pipeline of ``(B, h, w)`` int32 code grids for the prior; with ``conditions``
+    (``(N, C)`` float32, one row per grid) ``(grids, conditions)`` pairs, shuffled together
+    (a conditional prior)."""
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices(np.asarray(indices, dtype=np.int32))
+    indices = np.asarray(indices, dtype=np.int32)
+    if conditions is not None:
+        conditions = np.ascontiguousarray(conditions, dtype=np.float32)
+        if len(conditions) != len(indices):
+            raise UserError(f"{len(conditions)} conditions for {len(indices)} code grids")
+    ds = tf.data.Dataset.from_tensor_slices(indices if conditions is None else (indices, conditions))
     if shuffle:
         ds = ds.shuffle(len(indices), seed=seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
@@ -253,7 +260,7 @@ def _train_locked(run: RunFolder, config, resume, progress, logger) -> dict:
     if ctx.cancelled:
         return _finish(run, "cancelled", ctx, logger)
     if config["model_type"] == "vqvae" and config.get("prior_epochs", 0) > 0:
-        ctx = _stage_prior(run, config, setup, train, val, progress, logger)
+        ctx = _stage_prior(run, config, setup, train, val, progress, logger, conditions)
         if ctx.cancelled:
             return _finish(run, "cancelled", ctx, logger)
     return _finish(run, "finished", ctx, logger)
@@ -366,7 +373,8 @@ def _stage_one(run: RunFolder, config, state, setup, train, val, fixed, progress
         return ctx
     model = _load_or_build(run.model_path, done, lambda: build_model(config),
                            config["learning_rate"], config, setup, logger)
-    cond = conditions or {}
+    # A conditional VQ-VAE conditions only its prior (next stage): its VQ-VAE trains on images alone.
+    cond = (conditions or {}) if stage == "vae" else {}
     grids = {"recon": lambda: _recon_png(model, fixed, cond.get("fixed"))}
     if stage == "vae":
         grid = grid_conditions(config["slice_range"]) if conditions is not None else None
@@ -388,8 +396,9 @@ def _stage_one(run: RunFolder, config, state, setup, train, val, fixed, progress
     return ctx
 
 
-def _stage_prior(run: RunFolder, config, setup, train, val, progress, logger):
-    """Encode the data to code grids with the trained VQ-VAE and fit its PixelCNN prior."""
+def _stage_prior(run: RunFolder, config, setup, train, val, progress, logger, conditions=None):
+    """Encode the data to code grids with the trained VQ-VAE and fit its PixelCNN prior
+    (a conditional prior on the grids' ``conditions["train"]``/``["val"]``)."""
     from core.models.factory import build_prior
     from core.training import callbacks as cb
 
@@ -409,6 +418,8 @@ def _stage_prior(run: RunFolder, config, setup, train, val, progress, logger):
     val_codes = vqvae.code_indices(val) if len(val) else None
     logger.info("encoded %d train and %d val images to %s code grids in %.1f s", len(train_codes),
                 0 if val_codes is None else len(val_codes), train_codes.shape[1:], time.perf_counter() - t0)
+    cond = conditions or {}
+    grid = grid_conditions(config["slice_range"]) if conditions is not None else None
     batch = min(int(config["prior_batch_size"]), len(train_codes))
     ctx = cb.RunContext(run, "prior", epochs, metrics_file=PRIOR_METRICS, model_file=checkpoints.PRIOR,
                         state_prefix="prior_", progress=progress, batches=len(train_codes) // batch,
@@ -421,14 +432,16 @@ def _stage_prior(run: RunFolder, config, setup, train, val, progress, logger):
 
         def prior_samples():
             vqvae.attach_prior(prior)
-            return _sample_png(vqvae)
+            return _sample_png(vqvae, condition=grid)
 
         callbacks = _callbacks(ctx, {"prior": prior_samples}, every=5,
                                patience=config["prior_early_stopping_patience"],
                                tensorboard_dir=run.path / "tensorboard" / "prior" if config.get("tensorboard") else None)
         ctx.emit(kind="stage", epoch=done)
-        prior.fit(index_dataset(train_codes, batch, seed=config.get("seed"), drop_remainder=True),
-                  validation_data=None if val_codes is None else index_dataset(val_codes, batch, shuffle=False),
+        prior.fit(index_dataset(train_codes, batch, seed=config.get("seed"), drop_remainder=True,
+                                conditions=cond.get("train")),
+                  validation_data=None if val_codes is None else index_dataset(
+                      val_codes, batch, shuffle=False, conditions=cond.get("val")),
                   epochs=epochs, initial_epoch=done, callbacks=callbacks, shuffle=False, verbose=0)
         if ctx.cancelled:
             return ctx
@@ -439,5 +452,5 @@ def _stage_prior(run: RunFolder, config, setup, train, val, progress, logger):
     vqvae.attach_prior(prior)
     checkpoints.save_model_atomic(vqvae, run.model_path)
     final = run.read_resume().get("prior_epoch", epochs)
-    cb.write_grids(run, {"prior": lambda: _sample_png(vqvae)}, final, logger)
+    cb.write_grids(run, {"prior": lambda: _sample_png(vqvae, condition=grid)}, final, logger)
     return ctx
