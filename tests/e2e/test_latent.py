@@ -1,8 +1,9 @@
-"""Latent explorer in Chromium: open a trained demo run, move a slider, click a map point, export the GIF."""
+"""Latent explorer in Chromium: open a trained demo run, move a slider, hover a map point (its thumbnail
+shows), click it (its panel shows), export the GIF."""
 
 from __future__ import annotations
 
-import json
+import re
 import shutil
 import subprocess
 import sys
@@ -17,17 +18,44 @@ from e2e.support import REPO, screenshot, wait_idle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-#: Page position and row id of a real slice's point in the map (the middle point of the first trace
-#: that carries row ids); plotly's axes convert data coordinates to pixels inside the plot area.
-POINT_ON_SCREEN = """() => {
-  const gd = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
-  const trace = gd._fullData.find(t => t.x && t.x.length && t.customdata && Number(t.customdata[0]) >= 0);
-  const i = Math.floor(trace.x.length / 2);
-  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
-  const row = Array.isArray(trace.customdata[i]) ? trace.customdata[i][0] : trace.customdata[i];
-  return {x: box.left + xa._offset + xa.d2p(trace.x[i]), y: box.top + ya._offset + ya.d2p(trace.y[i]),
-          row: Number(row)};
+#: Page positions of drawn map points.  The map is a Vega-Lite chart drawn on a 2-D canvas, whose
+#: points have no DOM nodes: scan the canvas pixels for point centres (a pixel and its neighbours
+#: 2 px away all coloured), inside the plot and left of the colour legend.
+POINTS_ON_SCREEN = """(k) => {
+  const c = document.querySelector('[data-testid="stVegaLiteChart"] canvas');
+  if (!c || !c.width) return [];
+  const w = c.width, h = c.height, d = c.getContext('2d').getImageData(0, 0, w, h).data;
+  const r = c.getBoundingClientRect(), sx = r.width / w, sy = r.height / h;
+  const on = j => j >= 0 && j < d.length && d[j + 3] > 200 && (d[j] < 230 || d[j + 1] < 230 || d[j + 2] < 230);
+  const found = [];
+  for (let y = Math.floor(h * 0.1); y < h * 0.9; y += 3) for (let x = Math.floor(w * 0.05); x < w * 0.85; x += 3) {
+    const i = (y * w + x) * 4;
+    if (on(i) && on(i - 8) && on(i + 8) && on(i - 8 * w) && on(i + 8 * w)) found.push([r.left + x * sx, r.top + y * sy]);
+  }
+  const out = [];
+  for (let n = 0; n < Math.min(k, found.length); n++) out.push(found[Math.floor((n + 0.5) * found.length / Math.min(k, found.length))]);
+  return out;
 }"""
+#: The Vega tooltip is showing, with its thumbnail loaded: (natural width, shown width, text) or null.
+TOOLTIP = """() => { const t = document.querySelector('#vg-tooltip-element.visible'); const i = t && t.querySelector('img');
+  return i && i.complete && i.naturalWidth > 0 ? [i.naturalWidth, i.getBoundingClientRect().width, t.innerText] : null; }"""
+
+
+def hover_a_point(page):
+    """Hover drawn points until one shows its tooltip: (x, y, tooltip natural / shown width, text)."""
+    for attempt in range(20):
+        chart = page.locator('[data-testid="stVegaLiteChart"] canvas').first
+        box = chart.bounding_box()
+        for x, y in page.evaluate(POINTS_ON_SCREEN, 12):
+            page.mouse.move(box["x"] + 2, box["y"] + box["height"] - 2)
+            page.mouse.move(x, y)
+            try:
+                found = page.wait_for_function(TOOLTIP, timeout=2_000).json_value()
+            except PlaywrightTimeout:
+                continue
+            return x, y, found
+        page.wait_for_timeout(1_000)  # not drawn yet
+    raise AssertionError("no map point showed a tooltip on hover")
 
 
 @pytest.fixture(scope="module")
@@ -72,32 +100,31 @@ def test_slider_map_click_and_gif(app_url, page, demo_run, tmp_path):
     assert parse_view(code_after.strip()).sliders == pytest.approx({"pc1": 1.0})
     screenshot(page, "latent_sliders.png")
 
-    # the map: click a point, see its panel with the real slice and neighbours
+    # the map: hover a point and see its slice's thumbnail in the tooltip, click it and see its panel
     page.get_by_role("tab", name="Map").click()
     wait_idle(page)
-    chart = page.locator('[data-testid="stPlotlyChart"]').first
-    chart.wait_for()
-    page.wait_for_timeout(1500)
+    page.locator('[data-testid="stVegaLiteChart"] canvas').first.wait_for()
+    x, y, (natural, shown, text) = hover_a_point(page)
+    assert natural == 32 and shown == pytest.approx(96, abs=1)  # the 32 px thumbnail, shown at 3x
+    match = re.search(r"row\s*(\d+)\s*$", text.strip())
+    assert match and "subject" in text and "slice" in text, text
+    row = int(match.group(1))
+    screenshot(page, "latent_map_hover.png")
     started = time.perf_counter()
-    # WebGL points have no DOM nodes: ask plotly where a real point is drawn (its axes map data to
-    # pixels), click there, and expect that point's global row id (customdata) in the panel
-    target = page.evaluate(POINT_ON_SCREEN)
-    page.mouse.click(target["x"], target["y"])
-    heading = page.get_by_role("heading", name=f"Point {target['row']}:")
-    try:
-        heading.wait_for(timeout=60_000)
-        hit = True
-    except PlaywrightTimeout:  # fall back to the row box, the same session key the chart's callback writes
-        hit = False
-        screenshot(page, "latent_map_click_missed.png")
-        page.get_by_label("Selected point (row id; or click a point)").fill(str(target["row"]))
-        page.keyboard.press("Enter")
+    page.mouse.click(x, y)
+    heading = page.get_by_role("heading", name=f"Point {row}:")
+    heading.wait_for(timeout=60_000)
     page.get_by_text("reconstruction").first.wait_for(timeout=60_000)
+    print(f"map click → panel: {time.perf_counter() - started:.2f} s")
     wait_idle(page)
     heading.wait_for()
-    print(f"map click → panel: {time.perf_counter() - started:.2f} s (hit by click: {hit})")
-    assert hit, "clicking a drawn map point did not open its panel (see latent_map_click_missed.png)"
+    # in the Map tab (other tabs' images are hidden): real slice, reconstruction, 5 neighbours
+    assert page.locator('[data-testid="stImage"] img:visible').count() >= 7
     screenshot(page, "latent_map.png")
+    # the README's picture: the same point hovered again above its panel
+    page.mouse.move(x, y + 40)
+    page.mouse.move(x, y)
+    page.wait_for_function(TOOLTIP, timeout=10_000)
     shutil.copy(screenshot(page, "latent.png"), tmp_path / "latent.png")
 
     # the interpolation strip downloads as an animated GIF
