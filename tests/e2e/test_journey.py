@@ -25,7 +25,7 @@ import pytest
 
 from e2e.conftest import serve
 from e2e.support import REPO, screenshot, wait_idle
-from e2e.test_latent import POINT_ON_SCREEN
+from e2e.test_latent import hover_a_point
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -350,14 +350,11 @@ def _journey(page, source, url, runs_dir, run_name, tmp_path, mark):
 
     page.get_by_role("tab", name="Map").click()
     wait_idle(page, SLOW)
-    chart = _main(page).locator('[data-testid="stPlotlyChart"]').first
-    chart.wait_for()
-    page.wait_for_function(
-        "() => { const gd = document.querySelector('[data-testid=\"stPlotlyChart\"] .js-plotly-plot');"
-        " return gd && gd._fullLayout && gd._fullData && gd._fullData.length > 0; }")
-    target = page.evaluate(POINT_ON_SCREEN)
-    page.mouse.click(target["x"], target["y"])
-    _main(page).get_by_role("heading", name=f"Point {target['row']}:").wait_for(timeout=SLOW)
+    _main(page).locator('[data-testid="stVegaLiteChart"] canvas').first.wait_for(timeout=SLOW)
+    x, y, (_, _, tooltip) = hover_a_point(page)  # its thumbnail shows in the tooltip
+    row = int(re.search(r"row\s*(\d+)\s*$", tooltip.strip()).group(1))
+    page.mouse.click(x, y)
+    _main(page).get_by_role("heading", name=f"Point {row}:").wait_for(timeout=SLOW)
     page.get_by_text("reconstruction").first.wait_for()
     wait_idle(page, SLOW)
     _images_present(page, 3, "Latent map point")
