@@ -56,11 +56,6 @@ def hyper_parameters(model_type: str, preset: str) -> dict:
                                            help="KL per latent unit below this is not penalised (keeps units active).")
         out["latent_dim"] = c2.number_input("Latent size", 1, 4096, p["latent_dim"], key=k("latent"),
                                             help="Dimensions of the latent vector z.")
-        out["conditional"] = st.checkbox(
-            "Conditional on age, sex and slice position", bool(p["conditional"]), key=k("cond"),
-            help="Encoder and decoder also see each slice's age, sex and slice position, so samples can be "
-                 "asked for them (Latent page, Samples tab). Needs a dataset with every subject's age and "
-                 "sex (e.g. IXI with its demographics); the launch is refused otherwise.")
     else:
         out["num_embeddings"] = c1.number_input("Codebook size", 2, 8192, p["num_embeddings"], key=k("codes"),
                                                 help="Number of code vectors K the encoder can choose from.")
@@ -68,6 +63,14 @@ def hyper_parameters(model_type: str, preset: str) -> dict:
                                                help="Length of each code vector.")
         out["prior_epochs"] = c3.number_input("Prior epochs", 0, 10000, p["prior_epochs"], key=k("prior"),
                                               help="Epochs of the PixelCNN prior that lets the VQ-VAE sample (0: none).")
+    seen_by = ("Encoder and decoder also see" if model_type == "vae" else
+               "The PixelCNN prior also sees (the VQ-VAE's encoder and decoder do not)")
+    out["conditional"] = st.checkbox(
+        "Conditional on age, sex and slice position", bool(p["conditional"]), key=k("cond"),
+        help=f"{seen_by} each slice's age, sex and slice position, so samples can be asked for them "
+             "(Latent page, Samples tab; the sample grids show 8 slice positions, a 35-year-old woman above a "
+             "75-year-old man). Needs a dataset with every subject's age and sex (e.g. IXI with its "
+             "demographics); the launch is refused otherwise.")
     out["mixed_precision"] = st.checkbox("Mixed precision (GPU only)", False, key=k("mp"),
                                          help="float16 compute with float32 weights: faster on a GPU, ignored on CPU.")
     return {key: (int(v) if isinstance(v, int) and not isinstance(v, bool) else v) for key, v in out.items()}
