@@ -15,10 +15,13 @@ with its PixelCNN prior.  Measured on the *test subjects* (never seen in trainin
   (``core.evaluation.blotches``) at temperature 1 and 0.85;
 - (issue 10) a conditional VAE: obedience to requested age (Pearson r, requested vs an age
   regressor's reading) and slice position (MAE in slices), each regressor's figure on real
-  test slices as the ceiling.
+  test slices as the ceiling;
+- (issue 10) a conditional VQ-VAE: the ``vqvae_prior`` row's VQ-VAE (a conditional VQ-VAE's
+  encoder and decoder are not conditioned) with a conditional PixelCNN prior trained for the
+  same prior budget; the same obedience figures, read by the same regressors.
 
 Rows: ``ours`` (the ``demo`` preset: Bernoulli decoder), ``sigma01`` (Gaussian, sigma = 0.1,
-the previous default), ``thesis_loss``, ``vqvae_prior``, ``cvae``.
+the previous default), ``thesis_loss``, ``vqvae_prior``, ``cvae``, ``cvqvae``.
 
 Usage: ``python bench/quality.py [--quick] [--budget-s 240] [--figures DIR]``.
 Prints a table and, as its last line, one JSON object.
@@ -139,6 +142,24 @@ def train_vqvae(train, config, budget_s, prior_budget_s):
     return model, clock.epochs, prior_clock.epochs, time.perf_counter() - started, history.history
 
 
+def train_conditional_prior(vq, train, conditions, config, budget_s):
+    """A conditional VQ-VAE: ``vq``'s encoder, codebook and decoder (not conditioned, so shared)
+    with a conditional PixelCNN prior fitted on its code grids and ``conditions`` for ``budget_s``."""
+    keras.utils.set_random_seed(0)
+    model = build_model(config)
+    for part in ("encoder", "decoder", "quantizer"):
+        getattr(model, part).set_weights(getattr(vq, part).get_weights())
+    indices = model.code_indices(train)
+    prior = build_prior(config)
+    prior.compile(optimizer=keras.optimizers.Adam(config["prior_learning_rate"]))
+    clock = _WallClock(budget_s)
+    started = time.perf_counter()
+    prior.fit(indices, conditions, batch_size=config["prior_batch_size"], epochs=10_000, verbose=0,
+              shuffle=True, callbacks=[clock])
+    model.attach_prior(prior)
+    return model, clock.epochs, time.perf_counter() - started
+
+
 class _SampleJudge:
     """The issue-10 sample figures against one dataset, with its slice-position net trained once."""
 
@@ -168,15 +189,18 @@ class _SampleJudge:
         return out
 
 
-def obedience(dataset, train, test, model, budget_epochs, n_samples):
-    """Requested-vs-read age and slice position of a conditional VAE, with the regressors' ceilings."""
+def obedience(dataset, train, test, model, budget_epochs, n_samples, regressors=None):
+    """Requested-vs-read age and slice position of a conditional model, with the regressors'
+    ceilings; ``regressors`` (age, slice) from an earlier call are reused, else trained."""
     manifest = load_manifest(dataset)
     c_train, c_test = dataset_conditions(manifest, "train"), dataset_conditions(manifest, "test")
     ages = {split: np.array([manifest["subjects"][s]["age"] for s, _ in manifest["splits"][split]["slices"]])
             for split in ("train", "test")}
     pos = {split: np.array([i for _, i in manifest["splits"][split]["slices"]], float) for split in ("train", "test")}
-    age_reg = train_attribute_regressor(train, ages["train"], epochs=budget_epochs)
-    pos_reg = train_attribute_regressor(train, pos["train"], epochs=budget_epochs, seed=1)
+    if regressors is None:
+        regressors = (train_attribute_regressor(train, ages["train"], epochs=budget_epochs),
+                      train_attribute_regressor(train, pos["train"], epochs=budget_epochs, seed=1))
+    age_reg, pos_reg = regressors
     # Requests: the test slices' own (age, sex, slice), so the ceiling and the test see one mix.
     pick = np.random.default_rng(0).choice(len(c_test), min(n_samples, len(c_test)), replace=False)
     samples = model.sample(len(pick), seed=0, condition=c_test[pick])
@@ -186,7 +210,7 @@ def obedience(dataset, train, test, model, budget_epochs, n_samples):
         "slice_mae": agreement(pos["test"][pick], pos_reg.predict(samples))["mae"],
         "slice_regressor_test_mae": agreement(pos["test"], pos_reg.predict(test))["mae"],
         "slice_mae_if_ignored": float(np.abs(pos["test"][pick] - pos["train"].mean()).mean()),
-    }, samples, c_train
+    }, samples, c_train, regressors
 
 
 def main(argv=None) -> int:
@@ -241,13 +265,25 @@ def main(argv=None) -> int:
     cvae_config = {**get_preset("vae", "demo"), "conditional": True,
                    "slice_range": [manifest["spec"]["start"], manifest["spec"]["stop"]]}
     cvae, c_epochs, c_wall, _ = train_vae(train, cvae_config, budget, conditions=c_train)
-    obey, cvae_samples, _ = obedience(dataset, train, test, cvae, reg_epochs, n_samples)
+    obey, cvae_samples, _, regressors = obedience(dataset, train, test, cvae, reg_epochs, n_samples)
     rows["cvae"] = {"epochs": c_epochs, "wall_s": c_wall, "ssim": float(compute_ssim(
         test, cvae.reconstruct(test, condition=dataset_conditions(manifest, "test"))).mean()),
         "psnr_db": float("nan"), "active_units": None, "kl_nats": None,
         "sharpness": compute_sharpness(cvae_samples[:64], test)}
     extra["cvae"] = obey
     print(f"  trained conditional VAE {c_epochs} epochs in {c_wall:.0f} s", flush=True)
+
+    cvq_config = {**vq_config, "conditional": True, "slice_range": cvae_config["slice_range"]}
+    cvq, cq_epochs, cq_wall = train_conditional_prior(vq, train, c_train, cvq_config, budget / 2)
+    cq_obey, cvq_samples, _, _ = obedience(dataset, train, test, cvq, reg_epochs, n_samples, regressors)
+    cvq_recon = cvq.reconstruct(test)  # the same VQ-VAE as vqvae_prior: its encoder/decoder take no condition
+    rows["cvqvae"] = {"epochs": epochs, "prior_epochs": cq_epochs, "wall_s": cq_wall,
+                      "ssim": float(compute_ssim(test, cvq_recon).mean()),
+                      "psnr_db": float(compute_psnr(test, cvq_recon).mean()), "active_units": None, "kl_nats": None,
+                      "sharpness": compute_sharpness(cvq_samples[:64], test)}
+    extra["cvqvae"] = cq_obey
+    figures["cvqvae"] = (cvq_recon, cvq_samples)
+    print(f"  trained a conditional prior for the VQ-VAE, {cq_epochs} epochs in {cq_wall:.0f} s", flush=True)
 
     header = f"{'model':<14}{'epochs':>8}{'wall s':>8}{'SSIM':>8}{'PSNR dB':>9}{'active':>8}{'KL nats':>9}{'sharp':>7}"
     print("\n" + header + "\n" + "-" * len(header))
@@ -270,6 +306,10 @@ def main(argv=None) -> int:
     print(f"\nconditional VAE: age r {o['age_r']:.2f} (regressor on real test {o['age_regressor_test_r']:.2f}); "
           f"slice MAE {o['slice_mae']:.1f} (real test {o['slice_regressor_test_mae']:.1f}, "
           f"a model ignoring the request {o['slice_mae_if_ignored']:.1f})")
+    o = extra["cvqvae"]
+    print(f"conditional VQ-VAE (conditional prior): age r {o['age_r']:.2f} (real test "
+          f"{o['age_regressor_test_r']:.2f}); slice MAE {o['slice_mae']:.1f} (real test "
+          f"{o['slice_regressor_test_mae']:.1f}, ignoring the request {o['slice_mae_if_ignored']:.1f})")
 
     if args.figures:
         args.figures.mkdir(parents=True, exist_ok=True)
@@ -307,6 +347,9 @@ def main(argv=None) -> int:
             summary[f"{name}_blotch_rate"] = round(e["blotch_rate"], 3)
     summary.update({f"cvae_{k}": (None if v is None else round(v, 3)) for k, v in extra["cvae"].items()})
     summary["cvae_epochs"] = rows["cvae"]["epochs"]
+    summary.update({f"cvqvae_{k}": (None if v is None else round(v, 3)) for k, v in extra["cvqvae"].items()})
+    summary["cvqvae_prior_epochs"] = rows["cvqvae"]["prior_epochs"]
+    summary["cvqvae_sharpness_ratio"] = round(rows["cvqvae"]["sharpness"], 3)
     print(json.dumps(summary))
     return 0
 
