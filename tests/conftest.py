@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import make_tiny_dataset, smooth_head, write_nifti  # noqa: F401  (re-exported)
+from helpers import TINY_VAE, TINY_VQVAE, make_tiny_dataset, smooth_head, write_nifti  # noqa: F401  (re-exported)
 
 REPO = Path(__file__).resolve().parent.parent
 IXI_SAMPLE = REPO.parent / "shared" / "data" / "ixi_sample"
@@ -48,3 +48,27 @@ def tiny_dataset(tmp_path_factory) -> Path:
 def tiny_dataset_64(tmp_path_factory) -> Path:
     """A 64-px dataset folder (the `demo` preset's image size)."""
     return make_tiny_dataset(tmp_path_factory.mktemp("tiny_dataset64") / "ds", size=64)
+
+
+# Tiny trained runs, each trained once per session (a tiny VQ-VAE with its prior takes ~30 s on 2 cores).
+# Shared by every directory: never write into them; a test that does works on a copy (shutil.copytree).
+@pytest.fixture(scope="session")
+def tiny_vae_run(tmp_path_factory, tiny_dataset) -> Path:
+    """A finished ``vae-tiny`` run (TINY_VAE: 2 epochs) on ``tiny_dataset``; read-only."""
+    from core.training import runs, trainer
+
+    run_dir = runs.prepare_run(tmp_path_factory.mktemp("shared_runs") / "vae-tiny", tiny_dataset, "vae", "demo",
+                               TINY_VAE)
+    trainer.train_run(run_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_vqvae_run(tmp_path_factory, tiny_dataset) -> Path:
+    """A finished ``vq-tiny`` run (TINY_VQVAE: 2 epochs, prior 2 epochs) on ``tiny_dataset``; read-only."""
+    from core.training import runs, trainer
+
+    run_dir = runs.prepare_run(tmp_path_factory.mktemp("shared_runs") / "vq-tiny", tiny_dataset, "vqvae", "demo",
+                               TINY_VQVAE)
+    trainer.train_run(run_dir)
+    return run_dir

@@ -3,32 +3,28 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
-from helpers import TINY_VAE
 from streamlit.testing.v1 import AppTest
-
-from conftest import make_tiny_dataset
 
 APP = "../../app.py"
 
 
 @pytest.fixture(scope="module")
-def runs_dir(tmp_path_factory):
-    """A runs folder with one finished tiny VAE run on a 32-px dataset (8 test slices)."""
-    from core.training import runs, trainer
-
+def runs_dir(tmp_path_factory, tiny_vae_run):
+    """A runs folder with one finished tiny VAE run on a 32-px dataset (8 test slices): a copy of the
+    session's ``tiny_vae_run`` (TINY_VAE on ``tiny_dataset``), so this module trains nothing itself."""
     base = tmp_path_factory.mktemp("review")
-    dataset = make_tiny_dataset(base / "ds")
-    run_dir = runs.prepare_run(base / "runs" / "vae-tiny", dataset, "vae", "demo", TINY_VAE)
-    trainer.train_run(run_dir)
+    shutil.copytree(tiny_vae_run, base / "runs" / "vae-tiny")
     return base / "runs"
 
 
 @pytest.fixture
-def env(runs_dir, tmp_path, monkeypatch):
-    monkeypatch.setenv("LATENTBRAIN_CACHE", str(tmp_path / "cache"))
+def env(runs_dir, monkeypatch):
+    # The cache stays the session's (tests/conftest.py): the Evaluate button's slice-position net for the
+    # tiny dataset is then trained once per session, not once here and again in the unit tests.
     monkeypatch.setenv("LATENTBRAIN_RUNS", str(runs_dir))
     return runs_dir
 

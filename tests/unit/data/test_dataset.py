@@ -19,10 +19,11 @@ from helpers import smooth_head, write_nifti
 SITES = ["Guys", "HH", "IOP"]
 
 
-@pytest.fixture
-def cohort_dir(tmp_path, ixi_sample_dir):
-    """The two real IXI volumes plus eight synthetic IXI-named ones."""
-    folder = tmp_path / "cohort"
+@pytest.fixture(scope="module")
+def cohort_template(tmp_path_factory, ixi_sample_dir):
+    """The two real IXI volumes plus eight synthetic IXI-named ones, written once for the module
+    (writing the eight gzipped volumes is most of a test's time here)."""
+    folder = tmp_path_factory.mktemp("cohort_template") / "cohort"
     folder.mkdir()
     for path in ixi_sample_dir.glob("*.nii.gz"):
         (folder / path.name).write_bytes(path.read_bytes())
@@ -30,6 +31,14 @@ def cohort_dir(tmp_path, ixi_sample_dir):
         write_nifti(folder / f"IXI9{n:02d}-{SITES[n % 3]}-{n:04d}-T1.nii.gz",
                     smooth_head((90, 120, 120), seed=n), zooms=(2.0, 2.0, 2.0))
     return folder
+
+
+@pytest.fixture
+def cohort_dir(tmp_path, cohort_template):
+    """This test's own copy of the template cohort (a test may add or break files in it)."""
+    import shutil
+
+    return shutil.copytree(cohort_template, tmp_path / "cohort")
 
 
 def test_split_is_by_subject_deterministic_and_allows_zero():

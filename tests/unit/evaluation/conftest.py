@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -75,35 +77,13 @@ def blank(real_test):
     return np.zeros_like(real_test)
 
 
-def _training_conftest():
-    """The training tests' conftest, for its TINY_VAE / TINY_VQVAE configs (one source of truth)."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "training" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("_training_conftest", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(scope="session")
+def trained_vae(tmp_path_factory, tiny_vae_run):
+    """A finished 2-epoch tiny VAE run on the 32-px tiny dataset (a copy of the session's ``tiny_vae_run``)."""
+    return Path(shutil.copytree(tiny_vae_run, tmp_path_factory.mktemp("runs") / "vae-tiny"))
 
 
 @pytest.fixture(scope="session")
-def trained_vae(tmp_path_factory, tiny_dataset):
-    """A finished 2-epoch tiny VAE run on the 32-px tiny dataset."""
-    from core.training import runs, trainer
-
-    config = _training_conftest().TINY_VAE
-    run_dir = runs.prepare_run(tmp_path_factory.mktemp("runs") / "vae-tiny", tiny_dataset, "vae", "demo", config)
-    trainer.train_run(run_dir)
-    return run_dir
-
-
-@pytest.fixture(scope="session")
-def trained_vqvae(tmp_path_factory, tiny_dataset):
-    """A finished tiny VQ-VAE run (2 epochs) with its prior (2 epochs)."""
-    from core.training import runs, trainer
-
-    config = _training_conftest().TINY_VQVAE
-    run_dir = runs.prepare_run(tmp_path_factory.mktemp("runs") / "vq-tiny", tiny_dataset, "vqvae", "demo", config)
-    trainer.train_run(run_dir)
-    return run_dir
+def trained_vqvae(tmp_path_factory, tiny_vqvae_run):
+    """A finished tiny VQ-VAE run (2 epochs) with its prior (2 epochs): a copy of ``tiny_vqvae_run``."""
+    return Path(shutil.copytree(tiny_vqvae_run, tmp_path_factory.mktemp("runs") / "vq-tiny"))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -23,21 +25,13 @@ def tiny_vqvae():
 
 
 @pytest.fixture(scope="session")
-def trained_vae(tmp_path_factory, tiny_dataset):
-    """A finished 2-epoch VAE run dir on the 32-px tiny dataset."""
-    from core.training import runs, trainer
-
-    run_dir = runs.prepare_run(tmp_path_factory.mktemp("runs") / "vae-tiny", tiny_dataset, "vae", "demo", TINY_VAE)
-    trainer.train_run(run_dir)
-    return run_dir
+def trained_vae(tmp_path_factory, tiny_vae_run):
+    """A finished 2-epoch VAE run dir on the 32-px tiny dataset (this directory's copy of the session's
+    ``tiny_vae_run``, which is trained once for every directory)."""
+    return Path(shutil.copytree(tiny_vae_run, tmp_path_factory.mktemp("runs") / "vae-tiny"))
 
 
 @pytest.fixture(scope="session")
-def trained_vqvae(tmp_path_factory, tiny_dataset):
-    """A finished VQ-VAE run dir (2 epochs) with its prior (2 epochs)."""
-    from core.training import runs, trainer
-
-    run_dir = runs.prepare_run(tmp_path_factory.mktemp("runs") / "vq-tiny", tiny_dataset, "vqvae", "demo",
-                               TINY_VQVAE)
-    trainer.train_run(run_dir)
-    return run_dir
+def trained_vqvae(tmp_path_factory, tiny_vqvae_run):
+    """A finished VQ-VAE run dir (2 epochs) with its prior (2 epochs): a copy of ``tiny_vqvae_run``."""
+    return Path(shutil.copytree(tiny_vqvae_run, tmp_path_factory.mktemp("runs") / "vq-tiny"))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -128,9 +130,10 @@ def test_fixed_slices_prefer_validation():
     assert trainer.fixed_slices(train, val[:0], 8).shape == (8, 4, 4)
 
 
-def test_early_stopped_run_trains_on_with_more_epochs(tmp_path, tiny_dataset, tiny_vae):
-    run_dir = runs.prepare_run(tmp_path / "e", tiny_dataset, "vae", "demo", {**tiny_vae, "epochs": 2})
-    trainer.train_run(run_dir)
+def test_early_stopped_run_trains_on_with_more_epochs(tmp_path, trained_vae, tiny_vae):
+    # A finished 2-epoch tiny VAE: a copy of the session's, rather than training the same one here.
+    run_dir = Path(shutil.copytree(trained_vae, tmp_path / "e"))
+    assert tiny_vae["epochs"] == 2 and list(runs.read_metrics(run_dir)["epoch"]) == [1, 2]
     runs.write_state(run_dir, stopped_early=True, wait=3)  # as if early stopping had ended it
     trainer.train_run(run_dir, resume=True)
     assert list(runs.read_metrics(run_dir)["epoch"]) == [1, 2]  # stays stopped
