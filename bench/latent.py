@@ -92,6 +92,10 @@ def slider_ms(run: str | None, n: int) -> tuple[dict, str]:
         for key, value in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t3 - t0)):
             value_ms = value * 1000
             parts[key].append(value_ms)
+    from core.models.inference import _CACHE
+
+    fn = getattr(model, _CACHE, {}).get("decode")
+    traces = fn.experimental_get_tracing_count() if hasattr(fn, "experimental_get_tracing_count") else None
     pair = []  # what a change from a zero / sample start cost before the start's decode was kept
     for i in range(max(5, n // 4)):
         z = direction.move(z0, -3 + 6 * i / max(1, n - 1))
@@ -101,10 +105,7 @@ def slider_ms(run: str | None, n: int) -> tuple[dict, str]:
     out = {k: np.array(v) for k, v in parts.items()}
     out["decode_pair"] = np.array(pair)
     out["first_decode_ms"] = first
-    from core.models.inference import _CACHE
-
-    fn = getattr(model, _CACHE, {}).get("decode")
-    out["traces"] = fn.experimental_get_tracing_count() if hasattr(fn, "experimental_get_tracing_count") else None
+    out["traces"] = traces  # counted before the 2-latent calls, which trace a second batch shape
     return out, what
 
 
