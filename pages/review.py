@@ -50,7 +50,8 @@ try:
             evaluation = read_evaluation(run_dir)
             if evaluation:
                 st.caption(f"Evaluated {evaluation.get('created')} at epoch {evaluation.get('model_epoch')} on "
-                           f"{evaluation.get('n_test')} test slices and {evaluation.get('n_samples')} samples, "
+                           f"{evaluation.get('n_test')} test slices and {evaluation.get('n_samples')} samples "
+                           f"(from the {evaluation.get('sample_source', 'prior')}), "
                            f"in {evaluation.get('seconds')} s.")
                 st.dataframe(review.metrics_table(evaluation), hide_index=True, width="stretch")
             else:

@@ -177,11 +177,22 @@ def evaluate_button(run_dir: str) -> None:
     """Run the evaluator with a progress bar; the figures are read back from evaluation.json."""
     from core.evaluation.run import evaluate_run
 
+    from core.training.runs import read_config
+
+    source = "prior"
+    if (read_config(run_dir) or {}).get("model_type") == "vae":
+        source = st.radio(
+            "Samples from", ["prior", "aggregate"], horizontal=True, key="review_eval_source",
+            format_func={"prior": "N(0, I) prior",
+                         "aggregate": "aggregate posterior (Gaussian mixture on training latents)"}.get,
+            help="A VAE decodes poorly where N(0, I) puts mass the training images never reached; "
+                 "the aggregate posterior samples where they live. The choice is kept in evaluation.json.")
     if st.button("Evaluate", type="primary", key="review_evaluate",
                  help="Measure this run on its test split and samples (about a minute for a demo run)."):
         bar = st.progress(0.0, text="starting")
         try:
-            evaluate_run(run_dir, progress=lambda f, m: bar.progress(min(1.0, f), text=m))
+            evaluate_run(run_dir, progress=lambda f, m: bar.progress(min(1.0, f), text=m),
+                         sample_source=source)
         except UserError as exc:
             st.error(str(exc))
         else:

@@ -83,14 +83,23 @@ def _per_site(values, sites) -> dict:
     return {site: _summary(np.asarray(values)[sites == site]) for site in sorted(set(sites.tolist()))}
 
 
+#: Where the evaluator's synthetic samples come from: the model's own prior (a VAE's N(0, I),
+#: a VQ-VAE's PixelCNN) or, for a VAE, its aggregate posterior (core.models.aggregate).
+SAMPLE_SOURCES = ("prior", "aggregate")
+
+
 def evaluate_run(run_dir: str | Path, n_samples: int = 256, seed: int = 0,
-                 progress: Callable[[float, str], None] | None = None, write: bool = True) -> dict:
+                 progress: Callable[[float, str], None] | None = None, write: bool = True,
+                 sample_source: str = "prior") -> dict:
     """Measure a trained run and write ``evaluation.json`` (atomically); return the figures.
 
     Args:
         run_dir: a run folder with ``model.keras`` (and ``prior.keras`` for a VQ-VAE to sample).
         n_samples: synthetic samples drawn with ``seed`` for every sample-based figure.
         progress: called as ``progress(fraction, message)`` between stages.
+        sample_source: ``"prior"`` or, for a VAE, ``"aggregate"`` (a Gaussian mixture on the
+            training latents, fitted and kept beside the model on first use); recorded in
+            the result as ``sample_source``.
     """
     from core.atomic import write_json_atomic
     from core.evaluation.anomaly import lesion_auroc
@@ -104,6 +113,8 @@ def evaluate_run(run_dir: str | Path, n_samples: int = 256, seed: int = 0,
 
     if int(n_samples) < 8:
         raise UserError(f"evaluation needs at least 8 samples, got {n_samples}")
+    if sample_source not in SAMPLE_SOURCES:
+        raise UserError(f"sample_source must be one of {', '.join(SAMPLE_SOURCES)}, got {sample_source!r}")
     run_dir = Path(run_dir)
     say = progress or (lambda fraction, message: None)
     timings: dict = {}
@@ -117,6 +128,8 @@ def evaluate_run(run_dir: str | Path, n_samples: int = 256, seed: int = 0,
 
     say(0.0, "loading the model and the dataset")
     context = run_context(run_dir)
+    if sample_source == "aggregate" and context["config"].get("model_type") != "vae":
+        raise UserError("the aggregate posterior is for a VAE; a VQ-VAE samples from its PixelCNN prior")
     model = checkpoints.load_run_model(run_dir)
     status = runs.read_status(run_dir)
     train, test = context["train"], context["test"]
@@ -136,6 +149,7 @@ def evaluate_run(run_dir: str | Path, n_samples: int = 256, seed: int = 0,
         "ssim": {**_summary(ssim), "per_site": _per_site(ssim, test["sites"])},
         "psnr": {**_summary(psnr), "per_site": _per_site(psnr, test["sites"]), "unit": "dB"},
         "n_test": int(len(test["images"])), "n_train": int(len(train["images"])),
+        "sample_source": sample_source,
     }
     lap("reconstruction_s")
 
@@ -143,8 +157,15 @@ def evaluate_run(run_dir: str | Path, n_samples: int = 256, seed: int = 0,
     try:
         # A conditional model is asked for the test split's own mix of ages, sexes and slices.
         sample_c = None if test_c is None else test_c[np.random.default_rng(seed).integers(0, len(test_c), int(n_samples))]
-        samples = np.asarray(model.sample(int(n_samples), seed=seed) if sample_c is None
-                             else model.sample(int(n_samples), seed=seed, condition=sample_c))[..., 0]
+        options = {}
+        if sample_source == "aggregate":
+            from core.models.aggregate import attach_run_aggregate
+
+            attach_run_aggregate(model, run_dir)
+            options["source"] = "aggregate"
+        if sample_c is not None:
+            options["condition"] = sample_c
+        samples = np.asarray(model.sample(int(n_samples), seed=seed, **options))[..., 0]
     except UserError as exc:  # a VQ-VAE trained without its prior cannot sample
         samples = None
         result["samples_unavailable"] = str(exc)

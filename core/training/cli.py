@@ -178,7 +178,15 @@ def _sample(args) -> int:
     if args.out.suffix.lower() != ".png":
         raise UserError(f"--out must be a .png file, got {args.out}")
     model = load_run_model(args.run_dir)
-    images = model.sample(args.n, seed=args.seed, temperature=args.temperature)
+    if args.source == "aggregate":
+        if not hasattr(model, "attach_aggregate"):
+            raise UserError("--source aggregate is for a VAE; a VQ-VAE samples from its PixelCNN prior")
+        from core.models.aggregate import attach_run_aggregate
+
+        attach_run_aggregate(model, args.run_dir)
+        images = model.sample(args.n, seed=args.seed, temperature=args.temperature, source="aggregate")
+    else:
+        images = model.sample(args.n, seed=args.seed, temperature=args.temperature)
     ncols = int(min(args.n, max(1, round(args.n**0.5))))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(grid_png(images, ncols=ncols, upscale=max(1, 128 // images.shape[1])))
@@ -193,7 +201,8 @@ def _evaluate(args) -> int:
         raise UserError(f"--n-samples must be at least 8, got {args.n_samples}")
     progress = None if args.quiet else _TqdmStages()
     try:
-        result = evaluate_run(args.run_dir, args.n_samples, args.seed, progress=progress)
+        result = evaluate_run(args.run_dir, args.n_samples, args.seed, progress=progress,
+                              sample_source=args.sample_source)
     finally:
         if progress is not None:
             progress.close()
@@ -267,11 +276,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--temperature", type=float, default=1.0, help=argparse.SUPPRESS)
     sample.add_argument("--out", type=Path, required=True, help="PNG file to write")
+    sample.add_argument("--source", choices=["prior", "aggregate"], default="prior",
+                        help="VAE only: N(0, I) (prior) or the aggregate posterior mixture (aggregate)")
     sample.set_defaults(handler=_sample)
 
     evaluate = commands.add_parser("evaluate", help="measure a run on its test split, write RUN_DIR/evaluation.json")
     evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     evaluate.add_argument("--n-samples", type=int, default=256, help="synthetic samples for the sample-based figures")
     evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--sample-source", choices=["prior", "aggregate"], default="prior",
+                          help="VAE samples from N(0, I) (prior) or from a Gaussian mixture on the "
+                               "training latents (aggregate); a VQ-VAE always uses its PixelCNN prior")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(handler=_evaluate)

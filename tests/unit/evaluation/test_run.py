@@ -12,6 +12,7 @@ import pytest
 
 from core import settings
 from core.errors import UserError
+from core.evaluation.run import evaluate_run
 
 CONTRACT = ("ssim", "psnr", "ms_ssim_synthetic", "ms_ssim_real", "frechet", "c2st", "n_samples")
 
@@ -113,3 +114,25 @@ def test_cli_writes_evaluation_json_and_exits_2_on_user_error(trained_vae, tmp_p
     assert [line for line in bad.stderr.splitlines() if line.startswith("error:")]
     few = _cli("evaluate", trained_vae, "--n-samples", 2)
     assert few.returncode == 2 and "at least 8" in few.stderr
+
+
+def test_vae_samples_from_its_aggregate_posterior_on_request(trained_vae, trained_vqvae, tmp_path):
+    """``sample_source="aggregate"`` fits the run's mixture once, samples from it and says so."""
+    from core.models.aggregate import AGGREGATE
+
+    result = evaluate_run(trained_vae, n_samples=8, write=False, sample_source="aggregate")
+    assert result["sample_source"] == "aggregate"
+    assert (trained_vae / AGGREGATE).is_file()
+    assert result["c2st"]["accuracy"] is not None and result["ms_ssim_synthetic"]["mean"] > 0
+    assert evaluate_run(trained_vae, n_samples=8, write=False)["sample_source"] == "prior"
+    with pytest.raises(UserError, match="aggregate posterior is for a VAE"):
+        evaluate_run(trained_vqvae, n_samples=8, write=False, sample_source="aggregate")
+    with pytest.raises(UserError, match="sample_source"):
+        evaluate_run(trained_vae, n_samples=8, write=False, sample_source="gan")
+
+    grid = tmp_path / "aggregate.png"
+    done = _cli("sample", trained_vae, "--n", 4, "--source", "aggregate", "--out", grid)
+    assert done.returncode == 0, done.stderr
+    assert grid.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    refused = _cli("sample", trained_vqvae, "--n", 4, "--source", "aggregate", "--out", grid)
+    assert refused.returncode == 2 and "VQ-VAE" in refused.stderr
