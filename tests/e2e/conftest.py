@@ -1,7 +1,8 @@
 """End-to-end harness: the real app (`streamlit run app.py`) driven by Debian's Chromium.
 
-The server gets its own cache and runs folders; the demo cohort is built into that cache
-before the server starts, so tests see the app as a user does after its first start.
+The server gets its own cache and runs folders; the demo cohort is in that cache before the
+server starts, so tests see the app as a user does after its first start.  The cohort is built
+once per session (by the CLI, under the network guard) and linked into each cache that needs it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+NETGUARD = Path(__file__).resolve().parent / "netguard"
 CHROMIUM = "/usr/bin/chromium"
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
@@ -51,29 +53,77 @@ def _wait_healthy(url: str, process: subprocess.Popen, timeout_s: float = 90) ->
     raise RuntimeError("streamlit did not become healthy in time")
 
 
+def guarded_env(base: Path, log: Path) -> dict:
+    """Environment of a server or CLI with its own cache and runs under ``base``, and the network
+    guard (``tests/e2e/netguard``) on: every non-loopback connection is refused and logged to ``log``."""
+    env = {**os.environ, "LATENTBRAIN_CACHE": str(base / "cache"), "LATENTBRAIN_RUNS": str(base / "runs"),
+           "TF_CPP_MIN_LOG_LEVEL": "2", "LATENTBRAIN_NETGUARD_LOG": str(log),
+           "PYTHONPATH": os.pathsep.join(p for p in (str(NETGUARD), os.environ.get("PYTHONPATH")) if p)}
+    env.pop("LATENTBRAIN_DATA", None)
+    return env
+
+
+def netguard_attempts(log: Path) -> str:
+    return log.read_text() if log.exists() else ""
+
+
 @pytest.fixture(scope="session")
-def app_env(tmp_path_factory) -> dict:
+def demo_cohort(tmp_path_factory) -> Path:
+    """The demo cohort (24 subjects, seed 0) as ``python -m core demo`` builds it, under the network
+    guard; built once per session (a few minutes on 2 loaded cores) and never changed: a server gets
+    it in its own cache through :func:`place_demo_cohort`."""
+    base = tmp_path_factory.mktemp("demo_cohort")
+    log = base / "netguard.log"
+    env = guarded_env(base, log)
+    subprocess.run([sys.executable, "-m", "core", "demo"], cwd=REPO, env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
+    assert not netguard_attempts(log), f"building the demo cohort tried the network:\n{netguard_attempts(log)}"
+    cohort = base / "cache" / "demo_cohort"
+    assert (cohort / ".complete").is_file()
+    return cohort
+
+
+def place_demo_cohort(cohort: Path, cache: Path) -> Path:
+    """Put the built ``cohort`` where the app looks for it under ``cache`` (``demo_cohort``), as hard
+    links (copies where links fail): the app only reads a built cohort, never writes into it."""
+
+    def link(src, dst):
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    cache.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copytree(cohort, cache / "demo_cohort", copy_function=link))
+
+
+@pytest.fixture(scope="session")
+def app_env(tmp_path_factory, demo_cohort) -> dict:
     base = tmp_path_factory.mktemp("e2e")
     env = {**os.environ, "LATENTBRAIN_CACHE": str(base / "cache"), "LATENTBRAIN_RUNS": str(base / "runs"),
            "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.pop("LATENTBRAIN_DATA", None)
-    subprocess.run([sys.executable, "-m", "core", "demo"], cwd=REPO, env=env, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+    place_demo_cohort(demo_cohort, base / "cache")
     return env
 
 
 @contextlib.contextmanager
-def serve(app_dir: Path, env: dict, *extra_args: str, log: Path | None = None):
+def serve(app_dir: Path, env: dict, *extra_args: str, log: Path | None = None, watch: bool = False):
     """Run ``streamlit run app.py`` in ``app_dir`` on a free port; yield its URL, stop it after.
 
     ``log``: a file for the server's stdout and stderr (tracebacks go there, not to the browser).
+    ``watch``: keep Streamlit's file watcher (a test that edits the app's files needs it).  Off
+    otherwise: it watches the app's folder recursively, here the repository with its ``.venv``
+    (~7,900 folders), for opens too, so every import by any process there overflows its inotify
+    queue and it walks the whole tree again (900+ times in one journey, seen in the server log).
     """
     port = _free_port()
     out = open(log, "ab") if log else subprocess.DEVNULL
+    watcher = [] if watch else ["--server.fileWatcherType", "none"]
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--browser.gatherUsageStats", "false", *extra_args],
+         "--browser.gatherUsageStats", "false", *watcher, *extra_args],
         cwd=app_dir, env=env, stdout=out, stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
         start_new_session=True,
     )
@@ -120,7 +170,7 @@ def fresh_app(tmp_path):
     shutil.copy2(REPO / "app.py", app_dir / "app.py")
     for folder in ("core", "ui", "pages", ".streamlit"):
         shutil.copytree(REPO / folder, app_dir / folder, ignore=ignore)
-    with serve(app_dir, env, "--server.runOnSave", "true") as url:
+    with serve(app_dir, env, "--server.runOnSave", "true", watch=True) as url:
         yield url, app_dir
 
 
