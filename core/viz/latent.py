@@ -85,6 +85,7 @@ def _hover(table: pd.DataFrame) -> list[str]:
 
 #: Marker colour of projected synthetic samples: apart from Viridis and the category colours.
 SYNTHETIC_COLOUR = "#ff00ff"
+UNKNOWN_COLOUR = "#bbbbbb"  # points whose colouring attribute (e.g. age) is unknown
 
 
 def map_figure(table: pd.DataFrame, coords, colour_by: str = "age", synthetic=None, selected: int | None = None,
@@ -105,7 +106,7 @@ def map_figure(table: pd.DataFrame, coords, colour_by: str = "age", synthetic=No
         if (~known).any():
             fig.add_trace(go.Scattergl(x=coords[~known, 0], y=coords[~known, 1], customdata=rows[~known],
                                        text=[text[i] for i in np.flatnonzero(~known)], name="age unknown",
-                                       marker=dict(size=5, color="#bbbbbb"), **common))
+                                       marker=dict(size=5, color=UNKNOWN_COLOUR), **common))
         if known.any():
             fig.add_trace(go.Scattergl(
                 x=coords[known, 0], y=coords[known, 1], customdata=rows[known],
@@ -224,9 +225,19 @@ def map_chart(table: pd.DataFrame, coords, colour_by: str = "age", thumbnails=No
         data["image"] = list(thumbnails)
         tooltip.insert(0, alt.Tooltip("image:N"))  # vega-tooltip draws the field named "image" as <img>
     if colour_by == "age":
-        colour = (alt.when("isValid(datum.age) && isFinite(datum.age)")
-                  .then(alt.Color("age:Q", title="age", scale=alt.Scale(scheme="viridis")))
-                  .otherwise(alt.value("#bbbbbb")))
+        # Vega-Lite drops a mark whose continuous encoded field is null/NaN (its default
+        # invalid-data mode), so an unknown age would hide the point: the colour reads a field
+        # that is always valid (unknown -> the median known age, never shown) and a flag
+        # turns those points grey.  With no known age at all the map is grey throughout.
+        known = np.isfinite(data["age"].to_numpy())
+        if known.any():
+            data["age_colour"] = np.where(known, data["age"], float(np.median(data["age"][known])))
+            data["age_known"] = known
+            colour = (alt.when("datum.age_known")
+                      .then(alt.Color("age_colour:Q", title="age", scale=alt.Scale(scheme="viridis")))
+                      .otherwise(alt.value(UNKNOWN_COLOUR)))
+        else:
+            colour = alt.value(UNKNOWN_COLOUR)
     else:
         data["colour"] = table[colour_by].astype(str).replace("", "unknown").to_numpy()
         order = _category_order(data["colour"], colour_by)

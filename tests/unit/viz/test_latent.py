@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from core.viz.latent import MAP_SELECTION, THUMBNAIL_PX, map_chart, thumbnail, thumbnail_urls
+from core.viz.latent import MAP_SELECTION, THUMBNAIL_PX, UNKNOWN_COLOUR, map_chart, thumbnail, thumbnail_urls
 
 
 def _table(n: int) -> pd.DataFrame:
@@ -75,8 +75,11 @@ def test_map_chart_hover_shows_the_thumbnail_and_a_click_selects_the_global_row(
     assert pick["select"]["on"] == "click"
     # age: a continuous scale, with unknown ages drawn grey instead of dropped
     colour = layer["encoding"]["color"]
-    assert colour["condition"]["field"] == "age" and colour["condition"]["type"] == "quantitative"
-    assert "isValid(datum.age)" in colour["condition"]["test"] and colour["value"] == "#bbbbbb"
+    assert colour["condition"]["field"] == "age_colour" and colour["condition"]["type"] == "quantitative"
+    assert colour["condition"]["test"] == "datum.age_known" and colour["value"] == UNKNOWN_COLOUR
+    # Vega-Lite drops marks whose continuous colour field is invalid: the coloured field never is
+    assert data["age_colour"].notna().all() and data["age_known"].tolist() == [False] + [True] * (n - 1)
+    assert data["age_colour"].iloc[1:].tolist() == data["age"].iloc[1:].tolist()
     assert data["sex"].iloc[0] == "unknown"
     assert spec["usermeta"]["embedOptions"]["renderer"] == "canvas" and spec["config"]["mark"]["aria"] is False
 
@@ -91,6 +94,13 @@ def test_map_chart_categories_have_one_colour_each(colour_by, values):
     assert len(set(colour["scale"]["range"])) == len(values)
     assert "image" not in data  # no thumbnails given: no image field, no picture in the tooltip
     assert [t["field"] for t in layer["encoding"]["tooltip"]][0] == "subject"
+
+
+def test_map_chart_with_no_known_age_draws_every_point_grey():
+    """IXI volumes without a demographics row: the age map must still show every point."""
+    table = _table(5).assign(age=np.nan)
+    _, layer, data = _layer_and_data(map_chart(table, np.zeros((5, 2)), "age"))
+    assert layer["encoding"]["color"] == {"value": UNKNOWN_COLOUR} and len(data) == 5
 
 
 def test_map_chart_synthetic_layer_and_bad_lengths():
