@@ -275,6 +275,8 @@ def _journey(page, source, url, runs_dir, run_name, tmp_path, mark):
     assert first is not None and first[1] == epochs, first
     chart = _main(page).locator('[data-testid="stPlotlyChart"]').first
     chart.wait_for()
+    # plotly draws its traces a moment after the chart's frame appears: wait for one, not count at once
+    chart.locator(".scatterlayer .trace").first.wait_for(timeout=SLOW)
     assert chart.locator(".scatterlayer .trace").count() >= 1
     _shot(page, source, 3, "training")
     mark("first epoch")

@@ -20,13 +20,16 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 #: Page positions of drawn map points.  The map is a Vega-Lite chart drawn on a 2-D canvas, whose
 #: points have no DOM nodes: scan the canvas pixels for point centres (a pixel and its neighbours
-#: 2 px away all coloured), inside the plot and left of the colour legend.
+#: 2 px away all unlike the canvas background), inside the plot and left of the colour legend.
 POINTS_ON_SCREEN = """(k) => {
   const c = document.querySelector('[data-testid="stVegaLiteChart"] canvas');
   if (!c || !c.width) return [];
   const w = c.width, h = c.height, d = c.getContext('2d').getImageData(0, 0, w, h).data;
   const r = c.getBoundingClientRect(), sx = r.width / w, sy = r.height / h;
-  const on = j => j >= 0 && j < d.length && d[j + 3] > 200 && (d[j] < 230 || d[j + 1] < 230 || d[j + 2] < 230);
+  // the canvas may be painted with the theme's background (dark theme): a point differs from it
+  const bg = [d[0], d[1], d[2], d[3]];
+  const on = j => j >= 0 && j < d.length && d[j + 3] > 200 &&
+    (bg[3] < 200 || Math.abs(d[j] - bg[0]) + Math.abs(d[j + 1] - bg[1]) + Math.abs(d[j + 2] - bg[2]) > 60);
   const found = [];
   for (let y = Math.floor(h * 0.1); y < h * 0.9; y += 3) for (let x = Math.floor(w * 0.05); x < w * 0.85; x += 3) {
     const i = (y * w + x) * 4;
