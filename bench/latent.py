@@ -19,23 +19,21 @@ import argparse
 import json
 import os
 import pickle
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
 
 import numpy as np  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+# One definition of how to start a server and find drawn map points, shared with the end-to-end tests.
+from e2e.support import BROWSER_ARGS, CHROMIUM, start_streamlit, stop_streamlit  # noqa: E402
+from e2e.support import POINTS_ON_SCREEN as VEGA_POINTS_ON_SCREEN  # noqa: E402
 
 
 def clustered(n: int, d: int = 128, k: int = 12, seed: int = 0) -> np.ndarray:
@@ -171,33 +169,6 @@ def synthetic_map(n: int, seed: int = 0):
     return table, coords, thumbs, seconds
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _serve(folder: Path):
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(folder / "map_app.py"),
-                                "--server.headless", "true", "--server.port", str(port), "--server.address",
-                                "127.0.0.1", "--browser.gatherUsageStats", "false"],
-                               cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read().strip() == b"ok":
-                    return process, url
-        except OSError:
-            time.sleep(0.2)
-    os.killpg(process.pid, signal.SIGKILL)
-    raise RuntimeError("streamlit did not start")
-
-
 #: JS: is the chart's hover label showing (Vega: the tooltip element, with its thumbnail loaded)?
 HOVER_SHOWN = {
     "vega": "() => { const t = document.querySelector('#vg-tooltip-element.visible');"
@@ -217,24 +188,9 @@ def _row_of(kind: str, text: str) -> int | None:
 
 
 #: JS: up to ``k`` page positions of drawn points.  Vega draws on a 2-D canvas: scan its pixels
-#: for point centres (a pixel and its neighbours 2 px away all coloured; the legend's strip on the
-#: right is skipped).  Plotly's WebGL points: its axes map data to pixels (as tests/e2e does).
+#: for point centres (tests/e2e/support.py).  Plotly's WebGL points: its axes map data to pixels.
 POINTS_ON_SCREEN = {
-    "vega": """(k) => {
-  const c = document.querySelector('[data-testid="stVegaLiteChart"] canvas');
-  if (!c || !c.width) return [];
-  const w = c.width, h = c.height, d = c.getContext('2d').getImageData(0, 0, w, h).data;
-  const r = c.getBoundingClientRect(), sx = r.width / w, sy = r.height / h;
-  const on = j => j >= 0 && j < d.length && d[j + 3] > 200 && (d[j] < 230 || d[j + 1] < 230 || d[j + 2] < 230);
-  const found = [];
-  for (let y = Math.floor(h * 0.1); y < h * 0.9; y += 3) for (let x = Math.floor(w * 0.05); x < w * 0.85; x += 3) {
-    const i = (y * w + x) * 4;
-    if (on(i) && on(i - 8) && on(i + 8) && on(i - 8 * w) && on(i + 8 * w)) found.push([r.left + x * sx, r.top + y * sy]);
-  }
-  const out = [];
-  for (let n = 0; n < Math.min(k, found.length); n++) out.push(found[Math.floor((n + 0.5) * found.length / Math.min(k, found.length))]);
-  return out;
-}""",
+    "vega": VEGA_POINTS_ON_SCREEN,  # the end-to-end tests' scan (it knows the dark theme's canvas)
     "plotly": """(k) => {
   const gd = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
   if (!gd || !gd._fullData) return [];
@@ -289,7 +245,7 @@ def browser_map(n: int, hovers: int = 20, clicks: int = 3) -> tuple[dict, list]:
         with open(folder / "map.pkl", "wb") as f:
             pickle.dump((table, coords, thumbs), f)
         (folder / "map_app.py").write_text(MAP_APP.format(repo=str(REPO), data=str(folder / "map.pkl")))
-        process, url = _serve(folder)
+        process, url = start_streamlit(folder / "map_app.py", folder, {**os.environ, "PYTHONPATH": str(REPO)})
         try:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
@@ -345,11 +301,7 @@ def browser_map(n: int, hovers: int = 20, clicks: int = 3) -> tuple[dict, list]:
                                  "report"))
                 browser.close()
         finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+            stop_streamlit(process)
     return out, rows
 
 

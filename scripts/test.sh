@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TF_CPP_MIN_LOG_LEVEL=2
-exec python -m pytest -m "not gpu" --timeout=900 "$@"
+# --durations: the slowest tests are listed at the end of every run (CI logs show where time goes).
+exec python -m pytest -m "not gpu" --timeout=900 --durations=25 "$@"

@@ -21,7 +21,7 @@ import numpy as np
 from core.errors import UserError
 
 __all__ = ["CONDITION_KEYS", "CONDITION_DIM", "condition_array", "dataset_conditions", "decode_conditions",
-           "population_conditions", "DEFAULT_AGE_RANGE"]
+           "population_conditions", "DEFAULT_AGE_RANGE", "model_slice_range"]
 
 #: Ages drawn when a conditional model is asked for samples without a condition (IXI spans 20–86).
 DEFAULT_AGE_RANGE = (20.0, 86.0)
@@ -38,6 +38,24 @@ def _check_range(slice_range):
         raise UserError(f"slice_range must be [start, stop], got {slice_range!r}") from exc
     if stop - start < 2:
         raise UserError(f"slice_range must hold at least 2 slices, got [{start}, {stop})")
+    return start, stop
+
+
+def model_slice_range(conditional: bool, slice_range, model_name: str):
+    """The ``(start, stop)`` a conditional model keeps, or ``None`` for an unconditional one.
+
+    One check for every model type, so a VAE and a VQ-VAE refuse the same bad ranges alike.
+
+    >>> model_slice_range(True, [160, 190], "VAE"), model_slice_range(False, None, "VAE")
+    ((160, 190), None)
+    """
+    if not conditional:
+        return None
+    if slice_range is None:
+        raise UserError(f"a conditional {model_name} needs slice_range [start, stop) of its dataset")
+    start, stop = _check_range(slice_range)
+    if start < 0:
+        raise UserError(f"slice_range must start at 0 or later, got [{start}, {stop})")
     return start, stop
 
 

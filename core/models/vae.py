@@ -27,7 +27,7 @@ from core.models._checks import (
     check_int,
 )
 from core.models.blocks import down_block, up_block
-from core.models.conditions import CONDITION_DIM, condition_array
+from core.models.conditions import CONDITION_DIM, condition_array, model_slice_range
 from core.models.inference import as_images, batches, compiled, numpy_images
 from core.models.presets import KL_SCHEDULES, LOSS_MODES, RECON_LOSSES
 
@@ -195,14 +195,7 @@ class VAE(keras.Model):
         self.loss_mode = check_choice("loss_mode", loss_mode, LOSS_MODES)
         self.seed = seed
         self.conditional = check_bool("conditional", conditional)
-        self.slice_range = None
-        if self.conditional:
-            if slice_range is None:
-                raise UserError("a conditional VAE needs slice_range [start, stop) of its dataset")
-            start, stop = (check_int("slice_range", v, 0) for v in slice_range)
-            if stop - start < 2:
-                raise UserError(f"slice_range must hold at least 2 slices, got [{start}, {stop})")
-            self.slice_range = (start, stop)
+        self.slice_range = model_slice_range(self.conditional, slice_range, "VAE")
         self.condition_dim = CONDITION_DIM if self.conditional else 0
         beta = check_float("beta", beta, 0.0)
 

@@ -24,7 +24,7 @@ from core.models._checks import (
     check_int,
 )
 from core.models.blocks import down_block, residual_block, up_block
-from core.models.conditions import CONDITION_DIM, condition_array, population_conditions
+from core.models.conditions import CONDITION_DIM, condition_array, model_slice_range, population_conditions
 from core.models.inference import as_images, clear_compiled, compiled, numpy_images, run_batched
 from core.models.prior import PixelCNNPrior
 
@@ -299,14 +299,7 @@ class VQVAE(keras.Model):
         self.use_ema = check_bool("use_ema", use_ema)
         self.seed = seed
         self.conditional = check_bool("conditional", conditional)
-        self.slice_range = None
-        if self.conditional:
-            if slice_range is None:
-                raise UserError("a conditional VQ-VAE needs slice_range [start, stop) of its dataset")
-            start, stop = (check_int("slice_range", v, 0) for v in slice_range)
-            if stop - start < 2:
-                raise UserError(f"slice_range must hold at least 2 slices, got [{start}, {stop})")
-            self.slice_range = (start, stop)
+        self.slice_range = model_slice_range(self.conditional, slice_range, "VQ-VAE")
         self.condition_dim = CONDITION_DIM if self.conditional else 0
         arch = (self.image_size, self.filters, self.embedding_dim, self.n_res_blocks, self.res_filters, self.kernel_size)
         self.encoder = get_vqvae_encoder(*arch)

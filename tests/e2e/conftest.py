@@ -7,50 +7,23 @@ once per session (by the CLI, under the network guard) and linked into each cach
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from e2e.support import BROWSER_ARGS, CHROMIUM, REPO, serve
+
 NETGUARD = Path(__file__).resolve().parent / "netguard"
-CHROMIUM = "/usr/bin/chromium"
-BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/e2e" in str(item.fspath).replace(os.sep, "/"):
             item.add_marker(pytest.mark.e2e)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_healthy(url: str, process: subprocess.Popen, timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read().strip() == b"ok":
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError("streamlit did not become healthy in time")
 
 
 def guarded_env(base: Path, log: Path) -> dict:
@@ -105,40 +78,6 @@ def app_env(tmp_path_factory, demo_cohort) -> dict:
     env.pop("LATENTBRAIN_DATA", None)
     place_demo_cohort(demo_cohort, base / "cache")
     return env
-
-
-@contextlib.contextmanager
-def serve(app_dir: Path, env: dict, *extra_args: str, log: Path | None = None, watch: bool = False):
-    """Run ``streamlit run app.py`` in ``app_dir`` on a free port; yield its URL, stop it after.
-
-    ``log``: a file for the server's stdout and stderr (tracebacks go there, not to the browser).
-    ``watch``: keep Streamlit's file watcher (a test that edits the app's files needs it).  Off
-    otherwise: it watches the app's folder recursively, here the repository with its ``.venv``
-    (~7,900 folders), for opens too, so every import by any process there overflows its inotify
-    queue and it walks the whole tree again (900+ times in one journey, seen in the server log).
-    """
-    port = _free_port()
-    out = open(log, "ab") if log else subprocess.DEVNULL
-    watcher = [] if watch else ["--server.fileWatcherType", "none"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--browser.gatherUsageStats", "false", *watcher, *extra_args],
-        cwd=app_dir, env=env, stdout=out, stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, process)
-        yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-        if log:
-            out.close()
 
 
 @pytest.fixture(scope="session")

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from e2e.conftest import guarded_env, netguard_attempts, place_demo_cohort, serve
-from e2e.support import REPO, screenshot, wait_idle
+from e2e.conftest import guarded_env, netguard_attempts, place_demo_cohort
+from e2e.support import REPO, screenshot, serve, wait_idle
 from e2e.test_latent import hover_a_point
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

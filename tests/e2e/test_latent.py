@@ -14,31 +14,10 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from core.latent.view import parse_view
-from e2e.support import REPO, screenshot, wait_idle
+from e2e.support import POINTS_ON_SCREEN, REPO, screenshot, wait_idle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-#: Page positions of drawn map points.  The map is a Vega-Lite chart drawn on a 2-D canvas, whose
-#: points have no DOM nodes: scan the canvas pixels for point centres (a pixel and its neighbours
-#: 2 px away all unlike the canvas background), inside the plot and left of the colour legend.
-POINTS_ON_SCREEN = """(k) => {
-  const c = document.querySelector('[data-testid="stVegaLiteChart"] canvas');
-  if (!c || !c.width) return [];
-  const w = c.width, h = c.height, d = c.getContext('2d').getImageData(0, 0, w, h).data;
-  const r = c.getBoundingClientRect(), sx = r.width / w, sy = r.height / h;
-  // the canvas may be painted with the theme's background (dark theme): a point differs from it
-  const bg = [d[0], d[1], d[2], d[3]];
-  const on = j => j >= 0 && j < d.length && d[j + 3] > 200 &&
-    (bg[3] < 200 || Math.abs(d[j] - bg[0]) + Math.abs(d[j + 1] - bg[1]) + Math.abs(d[j + 2] - bg[2]) > 60);
-  const found = [];
-  for (let y = Math.floor(h * 0.1); y < h * 0.9; y += 3) for (let x = Math.floor(w * 0.05); x < w * 0.85; x += 3) {
-    const i = (y * w + x) * 4;
-    if (on(i) && on(i - 8) && on(i + 8) && on(i - 8 * w) && on(i + 8 * w)) found.push([r.left + x * sx, r.top + y * sy]);
-  }
-  const out = [];
-  for (let n = 0; n < Math.min(k, found.length); n++) out.push(found[Math.floor((n + 0.5) * found.length / Math.min(k, found.length))]);
-  return out;
-}"""
 #: The Vega tooltip is showing, with its thumbnail loaded: (natural width, shown width, text) or null.
 TOOLTIP = """() => { const t = document.querySelector('#vg-tooltip-element.visible'); const i = t && t.querySelector('img');
   return i && i.complete && i.naturalWidth > 0 ? [i.naturalWidth, i.getBoundingClientRect().width, t.innerText] : null; }"""
