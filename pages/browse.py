@@ -5,6 +5,7 @@ import streamlit as st
 
 from core.data.slices import AXES, middle_range, preview_indices, range_yield, thesis_spec
 from core.errors import UserError
+from core.viz.images import png_data_url
 from ui import data, state
 
 st.title("Browse")
@@ -101,7 +102,7 @@ def three_planes(entry, volume, subject, level, width, radiological, range_box):
     for column, (axis, a) in zip(views, VIEWS):
         png = data.plane_png(entry, axis, crosshair[a], level, width, radiological, tuple(crosshair), range_box)
         position = volume.voxel_to_mm(crosshair)[a]
-        column.image(png, caption=f"{axis} {crosshair[a]} ({position:+.1f} mm)", output_format="PNG")
+        column.image(png_data_url(png), caption=f"{axis} {crosshair[a]} ({position:+.1f} mm)")
     x, y, z = volume.voxel_to_mm(crosshair)
     st.markdown(f"**Voxel** ({crosshair[0]}, {crosshair[1]}, {crosshair[2]}) · **RAS** "
                 f"({x:+.1f}, {y:+.1f}, {z:+.1f}) mm · **intensity** {volume.data[tuple(crosshair)]:.1f} · "

@@ -14,7 +14,7 @@ from core.latent import maps
 from core.latent.view import ViewState, parse_view
 from core.viz.latent import (COLOUR_BY, MAP_SELECTION, THUMBNAIL_MAX_POINTS, THUMBNAIL_PX, compare_png, gif_bytes,
                              map_chart, map_figure, strip_png, thumbnail_urls)
-from core.viz.images import display_upscale, grid_png, png_bytes
+from core.viz.images import display_upscale, grid_png, png_bytes, png_data_url
 from ui import state
 
 GRID_N = 16
@@ -266,7 +266,7 @@ def slider_panel(ex) -> None:
             st.error(str(exc))
             return
         factor = max(1, 256 // ex.image_size)
-        st.image(compare_png(rendered.reference, rendered.image, factor), output_format="PNG",
+        st.image(png_data_url(compare_png(rendered.reference, rendered.image, factor)),
                  caption=("real start slice" if rendered.reference_is_real else "decoded start")
                  + " · decoded view · difference (red brighter, blue darker)")
         facts = [f"moved {np.linalg.norm(rendered.latent - ex.start(view)[0]):.2f} in latent space"]

@@ -6,6 +6,7 @@ bilinear, our choice) so the browser never smooths a small slice.
 
 from __future__ import annotations
 
+import base64
 import io
 
 import numpy as np
@@ -13,7 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from core.data.slices import plane, plane_labels, plane_pixel_mm, robust_range, voxel_to_plane
 
-__all__ = ["auto_window", "apply_window", "png_bytes", "render_plane", "image_grid", "grid_png",
+__all__ = ["auto_window", "apply_window", "png_bytes", "png_data_url", "render_plane", "image_grid", "grid_png",
            "DISPLAY_PX", "display_upscale"]
 
 CROSSHAIR_RGB = (0, 220, 255)
@@ -55,6 +56,19 @@ def png_bytes(image: np.ndarray, compress_level: int = 1) -> bytes:
     # Level 1: several times faster than the default for a few % larger files.
     Image.fromarray(array).save(buffer, format="PNG", compress_level=compress_level)
     return buffer.getvalue()
+
+
+def png_data_url(png: bytes) -> str:
+    """``data:image/png;base64,...`` for PNG bytes.
+
+    Why: a view that changes on every slider move (Browse's planes, the Latent decoder) travels
+    inline with the app's message instead of as a media file the browser then has to fetch in a
+    second request; Streamlit's ``st.image`` passes ``data:`` URLs through unchanged.
+
+    >>> png_data_url(b"PNG")
+    'data:image/png;base64,UE5H'
+    """
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def _font(size: int):
