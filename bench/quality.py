@@ -220,7 +220,7 @@ def main(argv=None) -> int:
     parser.add_argument("--figures", type=Path, default=None, help="save sample/recon grids here")
     args = parser.parse_args(argv)
     budget = 20.0 if args.quick else args.budget_s
-    n_samples, c2st_epochs, reg_epochs = (64, 4, 5) if args.quick else (256, 8, 20)
+    n_samples, c2st_epochs, reg_epochs = (64, 4, 10) if args.quick else (256, 8, 20)
 
     dataset = demo_dataset(size=64)
     train = np.asarray(load_split_images(dataset, "train"))[..., None]

@@ -1,6 +1,6 @@
 """Obedience of conditional samples: does a sample show the age or slice position asked for?
 
-A small CNN regressor is trained on real training slices to predict an attribute (age in
+A small CNN regressor is trained on (augmented) real training slices to predict an attribute (age in
 years, slice index); it then reads the attribute off conditional samples, and the requested
 values are compared with the predicted ones (Pearson r and mean absolute error).  The same
 regressor scored on real test slices gives the ceiling: a generator cannot be shown to obey
@@ -36,30 +36,53 @@ class AttributeRegressor:
 
 def train_attribute_regressor(images, targets, epochs: int = 20, seed: int = 0,
                               batch_size: int = 32) -> AttributeRegressor:
-    """Train a 4-block CNN (MSE on the standardised target) on ``images`` ``(N, H, W)`` and ``targets`` ``(N,)``."""
+    """Train a small CNN (MSE on the standardised target) on ``images`` ``(N, H, W)`` and ``targets`` ``(N,)``.
+
+    The regressor must read the attribute from anatomy, not recognise the training subjects:
+    a few hundred slices of a few dozen subjects are easily memorised (a plain strided CNN
+    fitted the demo cohort's training slices to a slice-position MAE of 0.5 and scored no
+    better than a constant on unseen subjects).  So the network is small and pooled (global
+    average pooling, weight decay), and every epoch sees a fresh augmentation of the
+    training slices: a left-right flip, a shift of up to 3 pixels, and an intensity
+    scale (0.85-1.15) and gamma (0.8-1.25) of the kind scanners differ by.
+    """
     import keras
     from keras import layers
 
-    x = _stack(images)[..., None]
+    x = _stack(images)
     y = np.asarray(targets, dtype=np.float64).reshape(-1)
     if len(x) < 4 or len(y) != len(x) or not np.all(np.isfinite(y)):
         raise UserError(f"the regressor needs >= 4 images with finite targets, got {len(x)} and {len(y)}")
     mean, sd = float(y.mean()), float(y.std()) or 1.0
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential([
-        keras.Input(x.shape[1:]),
-        layers.Conv2D(16, 3, strides=2, padding="same", activation="relu"),
-        layers.Conv2D(32, 3, strides=2, padding="same", activation="relu"),
-        layers.Conv2D(64, 3, strides=2, padding="same", activation="relu"),
-        layers.Conv2D(64, 3, strides=2, padding="same", activation="relu"),
-        layers.Flatten(),
-        layers.Dense(64, activation="relu"),
-        layers.Dense(1),
-    ])
-    model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="mse")
-    fit = model.fit(x, ((y - mean) / sd).astype(np.float32), epochs=epochs, batch_size=batch_size,
-                    verbose=0, shuffle=True)
-    return AttributeRegressor(model, mean, sd, {"loss": float(fit.history["loss"][-1]), "epochs": epochs})
+    model = keras.Sequential([keras.Input(x.shape[1:] + (1,))])
+    for filters in (16, 32, 64, 64):
+        model.add(layers.Conv2D(filters, 3, padding="same", activation="relu"))
+        if min(model.output_shape[1:3]) >= 2:
+            model.add(layers.MaxPooling2D())
+    model.add(layers.GlobalAveragePooling2D())
+    model.add(layers.Dense(64, activation="relu"))
+    model.add(layers.Dense(1))
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3, weight_decay=1e-3), loss="mse")
+    z = ((y - mean) / sd).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    loss = float("nan")
+    for _ in range(epochs):
+        fit = model.fit(_augment(x, rng)[..., None], z, epochs=1, batch_size=batch_size, verbose=0, shuffle=True)
+        loss = float(fit.history["loss"][-1])
+    return AttributeRegressor(model, mean, sd, {"loss": loss, "epochs": epochs})
+
+
+def _augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random flip, shift (<= 3 px) and intensity scale/gamma per image of ``x`` ``(N, H, W)``."""
+    out = np.clip(x, 0.0, None)
+    flip = rng.random(len(x)) < 0.5
+    out[flip] = out[flip, :, ::-1]
+    for k, (dy, dx) in enumerate(rng.integers(-3, 4, (len(x), 2))):
+        out[k] = np.roll(out[k], (int(dy), int(dx)), axis=(0, 1))
+    gamma = rng.uniform(0.8, 1.25, (len(x), 1, 1)).astype(np.float32)
+    scale = rng.uniform(0.85, 1.15, (len(x), 1, 1)).astype(np.float32)
+    return (out ** gamma * scale).astype(np.float32)
 
 
 def agreement(requested, predicted) -> dict:
