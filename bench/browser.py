@@ -35,8 +35,8 @@ IMAGES = '[data-testid="stImage"] img'
 
 
 def start_server(env: dict) -> tuple[subprocess.Popen, str]:
-    """The app as a user starts it (file watcher on), on a free loopback port."""
-    return start_streamlit("app.py", REPO, env, watch=True)
+    """The app as a user starts it (``.streamlit/config.toml`` as it is), on a free loopback port."""
+    return start_streamlit("app.py", REPO, env, watch=None)
 
 
 def rss_mib(pid: int) -> float:

@@ -30,20 +30,21 @@ def free_port() -> int:
 
 
 def start_streamlit(script: Path | str, cwd: Path, env: dict, *extra_args: str, log: Path | None = None,
-                    watch: bool = False, timeout_s: float = 120) -> tuple[subprocess.Popen, str]:
+                    watch: bool | None = False, timeout_s: float = 120) -> tuple[subprocess.Popen, str]:
     """Run ``streamlit run script`` in ``cwd`` on a free loopback port until it is healthy: (process, URL).
 
     ``log``: a file for the server's stdout and stderr (tracebacks go there, not to the browser).
-    ``watch``: keep Streamlit's file watcher (a test that edits the app's files needs it; a benchmark
-    of what users get keeps it too).  Off otherwise: it watches the app's folder recursively, here
-    the repository with its ``.venv`` (~7,900 folders), for opens too, so every import by any
-    process there overflows its inotify queue and it walks the whole tree again (900+ times in one
-    journey, seen in the server log).  The process leads its own session: stop it with
-    :func:`stop_streamlit`, which ends its children too.
+    ``watch``: ``True`` turns Streamlit's file watcher on (a test that edits the app's files needs
+    it), ``False`` off, ``None`` leaves it to ``.streamlit/config.toml`` (off: what users get; a
+    benchmark of the app as users run it).  Off matters here: it watches the app's folder
+    recursively, the repository with its ``.venv`` (~7,900 folders), for opens too, so every
+    import by any process there overflows its inotify queue and it walks the whole tree again
+    (900+ times in one journey, seen in the server log).  The process leads its own session:
+    stop it with :func:`stop_streamlit`, which ends its children too.
     """
     port = free_port()
     out = open(log, "ab") if log else subprocess.DEVNULL
-    watcher = [] if watch else ["--server.fileWatcherType", "none"]
+    watcher = [] if watch is None else ["--server.fileWatcherType", "auto" if watch else "none"]
     try:
         process = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
@@ -84,7 +85,7 @@ def stop_streamlit(process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def serve(app_dir: Path, env: dict, *extra_args: str, log: Path | None = None, watch: bool = False,
+def serve(app_dir: Path, env: dict, *extra_args: str, log: Path | None = None, watch: bool | None = False,
           script: str = "app.py"):
     """:func:`start_streamlit` as a context: yield the URL, stop the server after."""
     process, url = start_streamlit(script, app_dir, env, *extra_args, log=log, watch=watch)
