@@ -7,7 +7,6 @@ import shutil
 
 import pytest
 
-from helpers import TINY_VAE
 from streamlit.testing.v1 import AppTest
 
 from core.latent.view import parse_view
@@ -19,11 +18,10 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def runs_dir(tmp_path_factory, tiny_dataset):
-    from core.training import runs, trainer
-
+def runs_dir(tmp_path_factory, tiny_vae_run):
+    """A runs folder holding a copy of the session's tiny VAE run (the page may write caches into it)."""
     root = tmp_path_factory.mktemp("latent_page_runs")
-    trainer.train_run(runs.prepare_run(root / "vae-tiny", tiny_dataset, "vae", "demo", TINY_VAE))
+    shutil.copytree(tiny_vae_run, root / "vae-tiny")
     return root
 
 

@@ -8,7 +8,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import pytest
 
-from helpers import TINY_VAE, TINY_VQVAE
+from helpers import TINY_VQVAE
 
 
 def _train(base, dataset, model_type, overrides, name):
@@ -19,16 +19,18 @@ def _train(base, dataset, model_type, overrides, name):
     return run_dir
 
 
+# The session's shared tiny runs (tests/conftest.py), not trainings of their own: the latent
+# tests only read them (a test that changes a run works on a copy).
 @pytest.fixture(scope="session")
-def vae_run(tmp_path_factory, tiny_dataset):
-    """A finished 2-epoch VAE run on the 32-px tiny dataset."""
-    return _train(tmp_path_factory.mktemp("latent_runs"), tiny_dataset, "vae", TINY_VAE, "vae-tiny")
+def vae_run(tiny_vae_run):
+    """A finished 2-epoch VAE run on the 32-px tiny dataset; read-only."""
+    return tiny_vae_run
 
 
 @pytest.fixture(scope="session")
-def vq_run(tmp_path_factory, tiny_dataset):
-    """A finished VQ-VAE run with its trained prior."""
-    return _train(tmp_path_factory.mktemp("latent_runs"), tiny_dataset, "vqvae", TINY_VQVAE, "vq-tiny")
+def vq_run(tiny_vqvae_run):
+    """A finished VQ-VAE run with its trained prior; read-only."""
+    return tiny_vqvae_run
 
 
 @pytest.fixture(scope="session")
