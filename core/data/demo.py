@@ -4,7 +4,8 @@ The cohort is built from the MNI152 (ICBM 2009a) T1 template and its grey/white-
 probability maps that ship inside the nilearn wheel, so it needs no network and no
 download.  Every subject is the template, given a head (scalp, skull, marrow), then
 deformed (pose, head size, smooth random warp, age-dependent ventricle widening),
-thinned (age-dependent cortical atrophy) and imaged as one of three "sites" (tissue
+aged (cortical thinning and sulcal widening, white-matter darkening; the degree varies per
+subject around its age) and imaged as one of three "sites" (tissue
 contrast, bias field, Rician noise, intensity scale).  Everything is deterministic in
 ``seed``.
 
@@ -56,7 +57,7 @@ __all__ = ["build_demo_cohort", "demo_is_built"]
 _log = logging.getLogger(__name__)
 
 #: Bump when the generator's output changes, so cached cohorts are rebuilt.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: stronger, subject-varying ageing (atrophy, ventricles, WM)
 
 #: IXI's on-disk geometry: voxel axes point (P, S, R) at (0.9375, 0.9375, 1.2) mm.
 SHAPE = (256, 256, 150)
@@ -77,7 +78,9 @@ _MNI_ORIGIN = np.array([-98.0, -134.0, -72.0])
 # Lateral ventricles of the template (centroid and spread of dark voxels near the
 # midline, measured once on the template): the centre of the age-related widening.
 _VENTRICLE_CENTRE = np.array([0.0, -15.0, 13.0])
-_VENTRICLE_SIGMA = np.array([16.0, 26.0, 14.0])
+# Its z spread is wider than the ventricles' own, so the widening reaches the bodies and the
+# periventricular white matter of the thesis' axial range above them.
+_VENTRICLE_SIGMA = np.array([16.0, 26.0, 20.0])
 # The template brain is larger than an average adult brain; shrink it towards IXI's.
 _MEAN_HEAD_SCALE = 0.93
 # Below the template's lowest slice (the brainstem) the head is continued as a "neck"
@@ -372,7 +375,8 @@ def _readme(n_subjects: int, seed: int) -> str:
 These {n_subjects} T1-weighted volumes are SYNTHETIC. Each one is the MNI152 ICBM 2009a
 template shipped with nilearn, deformed and re-imaged by latentbrain's generator
 (core/data/demo.py, version {GENERATOR_VERSION}, seed {seed}): head pose and size (sex-related),
-a smooth random warp, age-related ventricle widening and cortical thinning, and per-site
+a smooth random warp, age-related atrophy (ventricle widening, cortical thinning, sulcal
+widening, white-matter darkening; its degree varies per subject), and per-site
 tissue contrast, bias field and Rician noise. The ages, sexes and sites in
 demographics.csv are the generator's parameters, not facts about any person, and the
 DEMO ids are not IXI ids.
@@ -522,22 +526,37 @@ def _synthesise_subject(subject: _Subject, seed: int) -> tuple[np.ndarray, np.nd
 
     rng = np.random.default_rng(np.random.SeedSequence([seed, subject.index]))
     site = _SITE_PROFILES[subject.site]
-    ageing = ((subject.age - AGE_RANGE[0]) / (AGE_RANGE[1] - AGE_RANGE[0])) ** 1.3  # 0 young .. 1 old
+    # 0 young .. 1 old, plus a per-subject "brain age gap" so age is not the only factor.
+    ageing = ((subject.age - AGE_RANGE[0]) / (AGE_RANGE[1] - AGE_RANGE[0])) ** 1.3
+    ageing = float(np.clip(ageing + rng.normal(0, 0.08), 0.0, 1.15))
     template = _template()
 
-    # --- template-space intensities: tissue mixture with age-related cortical thinning.
+    # --- template-space intensities: tissue mixture with age-related atrophy.
     # Grey matter that borders CSF turns into CSF first, so sulci widen and the cortex
-    # thins from outside (the oldest lose most of the partial-volume rim next to CSF).
-    thinning = 0.1 + 0.9 * ageing + rng.normal(0, 0.04)
-    wm_level = site.wm - 0.05 * ageing  # GM/WM contrast falls with age
+    # thins from outside; with age the loss reaches deeper (``near_csf_wide``: sulcal
+    # fundi, the outer white matter), so the brain shrinks away from the skull.  White
+    # matter darkens with age (GM/WM contrast falls), most around the ventricles.
+    thinning = 0.1 + 1.5 * ageing + rng.normal(0, 0.04)
+    atrophy = 0.7 * ageing + rng.normal(0, 0.03)
+    wm_level = site.wm - 0.08 * ageing
     gm_level = site.gm + rng.normal(0, 0.01)
-    shrink = np.minimum(template["near_csf"] * np.float32(max(thinning, 0.0)), 1.0)
+    shrink = template["near_csf"] * np.float32(max(thinning, 0.0))
+    shrink += template["near_csf_wide"] * np.float32(max(atrophy, 0.0))
+    np.minimum(shrink, 1.0, out=shrink)
+    wm_loss = shrink * np.float32(0.35)  # WM fraction that becomes CSF (deep sulci)
+    wm_loss *= template["wm"]
     shrink *= template["gm"]  # GM fraction that becomes CSF
     image = template["csf"] * np.float32(site.csf)
     image += template["gm"] * np.float32(gm_level)
     image += template["wm"] * np.float32(wm_level)
     image += template["head"] * np.float32(site.head)
     image += shrink * np.float32(site.csf - gm_level)
+    image += wm_loss * np.float32(site.csf - wm_level)
+    # Periventricular white-matter hypointensity (T1 "leukoaraiosis"), its degree per subject.
+    lesion = template["periventricular"] * np.float32(max(0.12 * ageing - 0.02 + rng.normal(0, 0.015), 0.0))
+    lesion *= template["wm"]
+    image -= lesion
+    del shrink, wm_loss, lesion
     if site.gamma != 1.0:
         np.power(image, np.float32(site.gamma), out=image)
 
@@ -645,7 +664,7 @@ def _sample_coordinates(to_template, ageing, rng, template) -> tuple[list[tuple[
 
     # Ventricles widen with age: a radial expansion around them that fades with distance.
     # Sampling closer to the centre magnifies the ventricles by up to 1 / (1 - strength).
-    strength = np.clip(0.05 + 0.40 * ageing + rng.normal(0, 0.03), 0.0, 0.5)
+    strength = np.clip(0.05 + 0.50 * ageing + rng.normal(0, 0.03), 0.0, 0.6)
     offset = mni - _VENTRICLE_CENTRE[:, None, None, None]
     falloff = np.exp(-0.5 * np.sum((offset / _VENTRICLE_SIGMA[:, None, None, None]) ** 2, axis=0))
     source = mni - warp - strength * offset * falloff
@@ -707,7 +726,9 @@ def _template() -> dict:
     """Template-space maps shared by all subjects of a process (cached), RAS+ 1 mm grid.
 
     Returns a dict of ``(X, Y, Z)`` float32 arrays cropped to the head: ``csf``, ``gm``,
-    ``wm`` (tissue fractions), ``near_csf`` (closeness of GM to CSF, 0-1) and ``head``
+    ``wm`` (tissue fractions), ``near_csf`` (closeness of GM to CSF, 0-1),
+    ``near_csf_wide`` (the same at a 3 mm scale, beyond ``near_csf``), ``periventricular``
+    (a smooth 0-1 weight around the lateral ventricles) and ``head``
     (scalp, skull and marrow intensities), plus ``origin_mm`` (3,), the MNI mm of voxel
     (0, 0, 0), and ``extent_mm`` (3, 2), the mm range the subjects may sample (the
     head plus the neck below the template's lowest slice).
@@ -743,12 +764,24 @@ def _template() -> dict:
     # CSF also fills the space between the brain and the skull.
     csf += (1.0 - brain) * np.interp(distance, [0.0, 1.5, 2.5], [1.0, 1.0, 0.0]).astype(np.float32)
     near_csf = np.minimum(ndimage.gaussian_filter(csf, 1.5) * np.float32(2.0), np.float32(1.0))
+    # The same at a coarser scale (2 mm grid): how deep into a gyrus atrophy can reach.
+    wide = ndimage.gaussian_filter(csf[::2, ::2, ::2], 1.5)  # sigma 3 mm
+    near_csf_wide = _upsample(wide, [2.0 * np.arange(n) for n in wide.shape],
+                              [np.arange(n, dtype=float) for n in csf.shape])
+    near_csf_wide = np.clip(near_csf_wide * np.float32(2.0) - near_csf, 0.0, 1.0)
+    # Periventricular white matter: within ~10 mm of the lateral ventricles' centre line.
+    mm = [origin_axis + np.arange(n) for origin_axis, n in zip(_MNI_ORIGIN + lo, csf.shape)]
+    periventricular = np.exp(-0.5 * (((mm[0][:, None, None] - _VENTRICLE_CENTRE[0]) / 22.0) ** 2
+                                     + ((mm[1][None, :, None] - _VENTRICLE_CENTRE[1]) / 32.0) ** 2
+                                     + ((mm[2][None, None, :] - _VENTRICLE_CENTRE[2] - 8.0) / 16.0) ** 2))
+    periventricular = periventricular.astype(np.float32)
     head = np.interp(distance, _HEAD_PROFILE_MM, _HEAD_PROFILE).astype(np.float32)
     origin = _MNI_ORIGIN + lo
     extent = np.stack([origin, origin + hi - lo - 1], axis=1)
     if lo[2] == 0:  # the template stops at the brainstem: the neck continues below
         extent[2, 0] -= _NECK_MM
-    return {"csf": csf, "gm": gm, "wm": wm, "near_csf": near_csf, "head": head,
+    return {"csf": csf, "gm": gm, "wm": wm, "near_csf": near_csf, "near_csf_wide": near_csf_wide,
+            "periventricular": periventricular, "head": head,
             "origin_mm": origin, "extent_mm": extent}
 
 

@@ -70,7 +70,12 @@ def train_attribute_regressor(images, targets, epochs: int = 20, seed: int = 0,
     for _ in range(epochs):
         fit = model.fit(_augment(x, rng)[..., None], z, epochs=1, batch_size=batch_size, verbose=0, shuffle=True)
         loss = float(fit.history["loss"][-1])
-    return AttributeRegressor(model, mean, sd, {"loss": loss, "epochs": epochs})
+    # A short training shrinks predictions towards the mean; undo that with the least-squares
+    # line from the raw outputs on the (unaugmented) training images to the targets.
+    raw = AttributeRegressor(model, 0.0, 1.0, {}).predict(x)
+    slope, intercept = (np.polyfit(raw, z, 1) if raw.std() > 1e-6 else (1.0, 0.0))
+    return AttributeRegressor(model, mean + sd * float(intercept), sd * float(slope),
+                              {"loss": loss, "epochs": epochs, "calibration_slope": float(slope)})
 
 
 def _augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
