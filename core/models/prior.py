@@ -33,7 +33,23 @@ __all__ = [
     "get_pixelcnn",
     "PixelCNNPrior",
     "build_pixelcnn_prior",
+    "raster_reach",
 ]
+
+
+def raster_reach(n_layers, kernel_size):
+    """Rows above a position whose codes can reach its logits in a gated PixelCNN of
+    ``n_layers`` layers with ``kernel_size`` masks: ``n_layers * (kernel_size // 2) + 1``.
+
+    The vertical stack climbs ``kernel_size // 2`` rows (and as many columns to each side) per
+    layer, plus the one-row shift into the horizontal stack.  On a ``g x g`` grid the last row
+    sees the first only when this is at least ``g - 1``; a shorter reach leaves the lower rows
+    blind to the top of the grid (the end-of-raster drift of issue 10).
+
+    >>> raster_reach(8, 3), raster_reach(8, 5)
+    (9, 17)
+    """
+    return int(n_layers) * (int(kernel_size) // 2) + 1
 
 
 def causal_mask(kernel_size, mask_type):

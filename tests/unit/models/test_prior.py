@@ -9,7 +9,7 @@ import keras
 
 from core.errors import UserError
 from core.models import PRESET_NAMES, PixelCNNPrior, build_prior, get_preset
-from core.models.prior import MaskedConv2D, causal_mask
+from core.models.prior import MaskedConv2D, causal_mask, raster_reach
 
 
 def _random_prior(config, seed=0):
@@ -239,3 +239,38 @@ def test_mixed_precision(mixed_precision, tiny_prior_config):
 def test_masked_conv_even_kernel_is_a_user_error(kernel_size):
     with pytest.raises(UserError, match="kernel_size"):
         MaskedConv2D(2, kernel_size, "B")
+
+
+def _positions_unseen_by_last(prior, seed=0):
+    """Earlier positions whose code does not change the logits of the grid's last position."""
+    rng = np.random.default_rng(seed)
+    for w in prior.net.weights:  # non-trivial random weights, biases too
+        w.assign(w.numpy() + rng.normal(0, 0.1, w.shape).astype(w.dtype))
+    g, k = prior.grid_size, prior.num_embeddings
+    grid = rng.integers(0, k, (g, g)).astype("int32")
+    batch = np.repeat(grid[None], g * g - 1, axis=0)
+    for p in range(g * g - 1):  # one earlier position changed per grid
+        batch[p, p // g, p % g] = (grid[p // g, p % g] + 1 + p % (k - 1)) % k
+    base = np.asarray(prior(grid[None]))[0, -1, -1]
+    diff = np.abs(np.asarray(prior(batch))[:, -1, -1] - base).max(axis=-1)
+    return [divmod(p, g) for p in np.flatnonzero(diff == 0)]
+
+
+@pytest.mark.parametrize("preset", PRESET_NAMES)
+def test_preset_prior_sees_the_whole_grid(preset):
+    """Issue 10: the last code of a preset's grid depends on every earlier one, the top rows
+    included (a short vertical reach left the lower rows blind to the top and they drifted)."""
+    config = {**get_preset("vqvae", preset), "prior_filters": 8}  # the reach does not depend on width
+    prior = build_prior(config)
+    assert raster_reach(config["prior_layers"], config["prior_kernel_size"]) >= prior.grid_size - 1
+    assert _positions_unseen_by_last(prior) == []
+
+
+def test_old_demo_prior_was_blind_to_the_top_rows():
+    """The check above can fail: the old demo prior (8 layers, 3x3) on its 16x16 grid."""
+    config = {**get_preset("vqvae", "demo"), "prior_filters": 8, "prior_layers": 8, "prior_kernel_size": 3}
+    prior = build_prior(config)
+    assert prior.grid_size == 16 and raster_reach(8, 3) == 9
+    unseen = _positions_unseen_by_last(prior)
+    assert {(r, c) for r in range(6) for c in range(16)} <= set(unseen)  # rows 0-5: over 9 rows up
+    assert all(r < 6 or c < 15 - 8 for r, c in unseen)  # nearer: only beyond the cone's sides
