@@ -160,7 +160,7 @@ PRESETS = {
         "prior_early_stopping_patience": 10,
         "prior_filters": 96,
         "prior_layers": 10,
-        "prior_kernel_size": 5,  # 21 rows up covers its 16x16 grid (3x3: 11 rows, as demo's drift)
+        "prior_kernel_size": 5,  # 21 rows up: its whole 16x16 grid (3x3 reached 11 rows, see demo)
     },
     ("vqvae", "quality"): {
         "image_size": 128,
