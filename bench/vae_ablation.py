@@ -8,7 +8,8 @@ CLI and the Train page run), for the SAME number of epochs each (not a wall-cloc
 shared machine's load does not change the result), and measures every variant with
 ``core.evaluation.run.evaluate_run`` (test SSIM/PSNR, MS-SSIM among samples vs real–real, FD in
 the slice-position net's features, classifier two-sample test, sample sharpness) plus KL nats
-and active units on the test slices (``core.models``).
+and active units on the test slices (``core.models``) and SSIM on the training slices (the
+generalisation gap).
 
 Training runs in chunks of ``--chunk`` epochs (resumed from the run's checkpoint, the engine's
 own resume), so test SSIM is read every chunk: the SSIM-vs-epoch curve.  The β = 1 default is
@@ -76,12 +77,14 @@ def train_to(run_dir: Path, epochs: int, chunk: int, test: np.ndarray, curve: li
         print(f"    epoch {done}: test SSIM {curve[-1][1]:.3f}", flush=True)
 
 
-def measure(run_dir: Path, test: np.ndarray, n_samples: int) -> dict:
+def measure(run_dir: Path, test: np.ndarray, n_samples: int, train: np.ndarray) -> dict:
     ev = evaluate_run(run_dir, n_samples=n_samples, write=True)
     model = load_run_model(run_dir)
     kl = kl_per_unit(model, test)
     return {
         "ssim": ev["ssim"]["mean"], "psnr_db": ev["psnr"]["mean"],
+        # the generalisation gap: the same figure on the slices it was trained on
+        "train_ssim": test_ssim(run_dir, train)[0],
         "kl_nats": float(kl.sum()), "active_units": active_units(model, test),
         "latent_dim": int(len(kl)),
         "sharpness_ratio": ev.get("sharpness_ratio"),
@@ -151,6 +154,7 @@ def main(argv=None) -> int:
 
     dataset = args.dataset if args.dataset is not None else demo_dataset(size=64)
     test = np.asarray(load_split_images(dataset, "test"), dtype=np.float32)
+    train = np.asarray(load_split_images(dataset, "train"), dtype=np.float32)
     runs_root = args.out / "runs"
     shutil.rmtree(runs_root, ignore_errors=True)
     runs_root.mkdir(parents=True)
@@ -167,14 +171,14 @@ def main(argv=None) -> int:
         train_to(run_dir, args.epochs, args.chunk, test, curves[name])
         train_s = time.perf_counter() - started
         rows[name] = {"epochs": args.epochs, "train_s": train_s, "load_1min": os.getloadavg()[0],
-                      **measure(run_dir, test, args.n_samples)}
+                      **measure(run_dir, test, args.n_samples, train)}
         (args.out / f"samples_{name}.png").write_bytes(
             grid_png(load_run_model(run_dir).sample(32, seed=0)[..., 0], ncols=8))
         if name == "beta1" and args.long_epochs > args.epochs:
             train_to(run_dir, args.long_epochs, args.chunk, test, curves[name])
             long_name = f"beta1_{args.long_epochs}ep"
             rows[long_name] = {"epochs": args.long_epochs, "train_s": time.perf_counter() - started,
-                               "load_1min": os.getloadavg()[0], **measure(run_dir, test, args.n_samples)}
+                               "load_1min": os.getloadavg()[0], **measure(run_dir, test, args.n_samples, train)}
             (args.out / f"samples_{long_name}.png").write_bytes(
                 grid_png(load_run_model(run_dir).sample(32, seed=0)[..., 0], ncols=8))
         print(f"  {name}: done in {time.perf_counter() - started:.0f} s", flush=True)
@@ -182,11 +186,11 @@ def main(argv=None) -> int:
 
     curve_png(curves, args.out / "ssim_curve.png")
 
-    header = (f"{'variant':<14}{'epochs':>7}{'SSIM':>7}{'PSNR':>7}{'KL nats':>9}{'active':>8}{'sharp':>7}"
+    header = (f"{'variant':<14}{'epochs':>7}{'SSIM':>7}{'train':>7}{'PSNR':>7}{'KL nats':>9}{'active':>8}{'sharp':>7}"
               f"{'MS-SSIM':>9}{'real':>6}{'FD pos':>8}{'C2ST':>6}{'train s':>9}{'load':>6}")
     print("\n" + header + "\n" + "-" * len(header))
     for name, r in rows.items():
-        print(f"{name:<14}{r['epochs']:>7}{r['ssim']:>7.3f}{r['psnr_db']:>7.1f}{r['kl_nats']:>9.1f}"
+        print(f"{name:<14}{r['epochs']:>7}{r['ssim']:>7.3f}{r['train_ssim']:>7.3f}{r['psnr_db']:>7.1f}{r['kl_nats']:>9.1f}"
               f"{r['active_units']:>5}/{r['latent_dim']:<3}{r['sharpness_ratio']:>6.2f}{r['ms_ssim_samples']:>9.3f}"
               f"{r['ms_ssim_real']:>6.2f}{r['fd_posnet']:>8.2f}{r['c2st_accuracy']:>6.2f}{r['train_s']:>9.0f}"
               f"{r['load_1min']:>6.2f}")
@@ -195,7 +199,7 @@ def main(argv=None) -> int:
     out = {"epochs": args.epochs}
     for name, r in rows.items():
         key = name.replace(".", "")
-        out.update({f"{key}_ssim": r["ssim"], f"{key}_psnr_db": r["psnr_db"], f"{key}_kl_nats": r["kl_nats"],
+        out.update({f"{key}_ssim": r["ssim"], f"{key}_train_ssim": r["train_ssim"], f"{key}_psnr_db": r["psnr_db"], f"{key}_kl_nats": r["kl_nats"],
                     f"{key}_active_units": r["active_units"], f"{key}_sharpness_ratio": r["sharpness_ratio"],
                     f"{key}_ms_ssim": r["ms_ssim_samples"], f"{key}_fd_posnet": r["fd_posnet"],
                     f"{key}_c2st_accuracy": r["c2st_accuracy"], f"{key}_train_s": r["train_s"]})
