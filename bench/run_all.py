@@ -8,7 +8,8 @@ it was measured on, to ``bench/RESULTS.md`` (or ``--out``).  Ratios come from in
 (baseline and candidate measured in the same process); absolute times depend on the machine and
 on what else runs there, which the table states.
 
-Usage: ``python bench/run_all.py [--quick] [--only data,latent] [--out FILE]``.
+Usage: ``python bench/run_all.py [--quick] [--only data,latent] [--out FILE] [--figures DIR]``
+(``--figures``: the quality benchmark's sample and reconstruction grids go there).
 Last line: one JSON object ``{script: {figures...}}``.
 """
 
@@ -124,6 +125,7 @@ def main(argv=None) -> int:
     parser.add_argument("--only", default="", help="comma-separated subset, e.g. data,latent")
     parser.add_argument("--out", type=Path, default=BENCH / "RESULTS.md", help="Markdown table to write")
     parser.add_argument("--timeout-s", type=float, default=3600, help="limit per benchmark")
+    parser.add_argument("--figures", type=Path, default=None, help="quality benchmark: save its grids here")
     args = parser.parse_args(argv)
     chosen = [s for s in SCRIPTS if not args.only or s in args.only.split(",")]
     machine = machine_label()
@@ -134,6 +136,8 @@ def main(argv=None) -> int:
             print(f"{name}: {script} not found, skipped", file=sys.stderr)
             continue
         command = [sys.executable, str(script)] + (["--quick"] if args.quick else [])
+        if name == "quality" and args.figures:
+            command += ["--figures", str(args.figures.resolve())]
         print(f"== {name}: {' '.join(command[1:])}", flush=True)
         started = time.perf_counter()
         try:
