@@ -67,6 +67,9 @@ def live_run():
 
 
 live_run()
+selected = next(r for r in all_runs if r["name"] == st.session_state[state.TRAIN_RUN])
+if selected["state"] not in runs.ACTIVE_STATES:  # outside the live fragment: no rerun every 2 s
+    panel.sample_panel(Path(runs.run_path(selected["name"])))
 
 # ------------------------------------------------------------------ all runs
 st.subheader("All runs")

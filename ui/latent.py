@@ -3,8 +3,6 @@ interpolation, map panels.  The math lives in ``core.latent``, the figures in ``
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import streamlit as st
 
@@ -14,7 +12,7 @@ from core.latent import maps
 from core.latent.view import ViewState, parse_view
 from core.viz.latent import (COLOUR_BY, MAP_SELECTION, THUMBNAIL_MAX_POINTS, THUMBNAIL_PX, compare_png, gif_bytes,
                              map_chart, map_figure, strip_png, thumbnail_urls)
-from core.viz.images import display_upscale, grid_png, png_bytes, png_data_url
+from core.viz.images import display_upscale, png_bytes, png_data_url
 from ui import state
 
 GRID_N = 16
@@ -31,13 +29,6 @@ def runs_with_model() -> list[dict]:
     from core.training.checkpoints import has_model
 
     return [r for r in runs.list_runs(settings.runs_dir()) if has_model(r["path"])]
-
-
-def model_mtime(run_dir: str, name: str = "model.keras") -> int:
-    try:
-        return (Path(run_dir) / name).stat().st_mtime_ns
-    except OSError:
-        return 0
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
@@ -58,7 +49,9 @@ def explorer(run_dir: str):
     A VQ-VAE's ``prior.keras`` is written after the model (once per prior epoch): its mtime is
     part of the key, so a prior that appears while the page is open turns sampling on."""
     with st.spinner("Loading the model and encoding every slice of its dataset (once per model file)…"):
-        return _explorer(str(run_dir), model_mtime(run_dir), model_mtime(run_dir, "prior.keras"))
+        from core.training.checkpoints import model_stamp
+
+        return _explorer(str(run_dir), *model_stamp(run_dir))
 
 
 def prior_note(run: dict) -> str | None:

@@ -53,7 +53,8 @@ def hyper_parameter(name: str, model_type: str, preset: str) -> str:
 
 
 def run_widget(kind: str, run_name: str) -> str:
-    """Key of a per-run element on the Train page (``stop``, ``resume``, ``curves``, ``prior``)."""
+    """Key of a per-run element on the Train page (``stop``, ``resume``, ``curves``, ``prior``, and the
+    sample grid's ``sample``, ``sample_seed``, ``sample_age``, ``sample_sex``, ``sample_slice``)."""
     return f"{kind}_{run_name}"
 
 # Latent explorer page

@@ -1,17 +1,24 @@
-"""Train page building blocks: dataset labels, hyper-parameter widgets, launch, live run panel."""
+"""Train page building blocks: dataset labels, hyper-parameter widgets, launch, live run panel,
+samples of a trained run."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from core.errors import UserError
 from core.models.presets import KL_SCHEDULES, get_preset
 from core.training import jobs, runs
+from core.training.checkpoints import has_model, model_stamp
 from core.viz import curves as plots
+from core.viz.images import display_upscale, grid_png
 from ui import state
+
+#: Samples in the Train page's on-demand grid (two rows of eight).
+SAMPLE_GRID_N = 16
 
 STATE_ICONS = {"queued": ":material/schedule:", "running": ":material/play_circle:",
                "finished": ":material/check_circle:", "failed": ":material/error:",
@@ -159,6 +166,62 @@ def run_panel(run_dir: Path) -> None:
             _image(run_dir, "epoch", "Samples (fixed seeds), epoch")
     with c2:
         _image(run_dir, "recon", "Validation slices (top) and reconstructions (bottom), epoch")
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _trained_model(run_dir: str, model_mtime: int, prior_mtime: int):
+    """The run's saved model (a VQ-VAE with its prior), cached per model and prior file."""
+    from core.training.checkpoints import load_run_model
+
+    return load_run_model(run_dir)
+
+
+@st.cache_data(max_entries=16, show_spinner="Sampling…")
+def _sample_grid(run_dir: str, model_mtime: int, prior_mtime: int, seed: int, condition: tuple | None) -> bytes:
+    model = _trained_model(run_dir, model_mtime, prior_mtime)
+    images = np.asarray(model.sample(SAMPLE_GRID_N, seed=seed, condition=None if condition is None else dict(condition)))
+    return grid_png(images[..., 0], ncols=8, upscale=display_upscale(model.image_size))
+
+
+def sample_panel(run_dir: Path) -> None:
+    """On request, a grid of samples of a run that is not training; a conditional run's samples are
+    asked for the age, sex and slice position picked here (the grids above use fixed ones)."""
+    try:
+        config = runs.read_config(run_dir)
+    except UserError:
+        return  # run_panel already said why
+    if not has_model(run_dir):
+        return
+    conditional = bool(config.get("conditional"))
+    name = run_dir.name
+    if not st.toggle("Draw samples" + (" for an age, sex and slice position" if conditional else ""),
+                     key=state.run_widget("sample", name),
+                     help="Loads the run's saved model (TensorFlow starts the first time: a few seconds)."):
+        return
+    columns = st.columns(4 if conditional else 1)
+    seed = int(columns[0].number_input("Seed", 0, 10**6, 0, key=state.run_widget("sample_seed", name)))
+    condition = None
+    if conditional:
+        start, stop = (int(v) for v in config["slice_range"])
+        age = columns[1].number_input("Age (years)", 0, 120, 60, key=state.run_widget("sample_age", name),
+                                      help="The model saw the ages of its training cohort.")
+        sex = columns[2].radio("Sex", ["F", "M"], horizontal=True, format_func={"F": "female", "M": "male"}.get,
+                               key=state.run_widget("sample_sex", name))
+        index = columns[3].slider("Slice position", start, stop - 1, (start + stop - 1) // 2,
+                                  key=state.run_widget("sample_slice", name),
+                                  help=f"Slice index in the dataset's range {start}–{stop - 1}.")
+        condition = (("age", int(age)), ("sex", sex), ("slice", int(index)))
+    try:
+        png = _sample_grid(str(run_dir), *model_stamp(run_dir), seed, condition)
+    except UserError as exc:
+        st.error(str(exc))
+        return
+    if condition is None:
+        caption = f"{SAMPLE_GRID_N} samples, seed {seed}"
+    else:
+        caption = (f"{SAMPLE_GRID_N} samples, seed {seed}, asked for age {condition[0][1]}, "
+                   f"{'female' if condition[1][1] == 'F' else 'male'}, slice {condition[2][1]}")
+    st.image(png, caption=caption, output_format="PNG")
 
 
 def runs_table(all_runs: list[dict]) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from core.atomic import atomic_path
 from core.errors import UserError
 
-__all__ = ["MODEL", "PRIOR", "save_model_atomic", "load_keras", "load_run_model", "has_model"]
+__all__ = ["MODEL", "PRIOR", "save_model_atomic", "load_keras", "load_run_model", "has_model", "model_stamp"]
 
 MODEL = "model.keras"
 PRIOR = "prior.keras"
@@ -55,6 +55,21 @@ def load_keras(path: str | Path, compile: bool = True):
 def has_model(run_dir: str | Path) -> bool:
     """Whether the run has saved a model yet."""
     return (Path(run_dir) / MODEL).is_file()
+
+
+def model_stamp(run_dir: str | Path) -> tuple[int, int]:
+    """Modification times (ns) of the run's model and prior files, 0 for a missing one.
+
+    A cache key for anything made from the saved model: it changes when training writes a new
+    model or a VQ-VAE's prior appears or is rewritten (once per prior epoch).
+    """
+    def mtime(name: str) -> int:
+        try:
+            return (Path(run_dir) / name).stat().st_mtime_ns
+        except OSError:
+            return 0
+
+    return mtime(MODEL), mtime(PRIOR)
 
 
 def load_run_model(run_dir: str | Path, compile: bool = False):

@@ -116,3 +116,39 @@ def test_explorer_asks_a_conditional_vqvae_prior(vq_runs_dir):
     images, codes = ex.decode(low)
     assert images.shape == (4, 32, 32) and codes.shape == (4, 8, 8)
     assert ex.reconstruct_rows([0, 1]).shape == (2, 32, 32)
+
+
+def _train_page(runs_dir, monkeypatch) -> AppTest:
+    monkeypatch.setenv("LATENTBRAIN_RUNS", str(runs_dir))
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.session_state[state.SOURCE_KIND] = "folder"
+    at.session_state[state.SOURCE_PATH] = ""
+    at.run()
+    return at.switch_page("pages/train.py").run()
+
+
+def _sample_grids(at) -> list[tuple[str, str]]:
+    """(caption, image URL) of each image the page shows whose caption names a sample grid."""
+    return [(caption, url) for element in at.get("image") for caption, url in zip(element.captions, element.value)
+            if "samples, seed" in caption]
+
+
+def test_train_page_draws_samples_for_the_asked_condition(runs_dir, monkeypatch):
+    at = _train_page(runs_dir, monkeypatch)
+    assert not at.exception, at.exception
+    assert not _sample_grids(at)  # nothing is drawn (and TensorFlow not loaded) until asked
+    at.toggle(key=state.run_widget("sample", "cvae-tiny")).set_value(True).run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    position = at.slider(key=state.run_widget("sample_slice", "cvae-tiny"))
+    assert (position.min, position.max) == (10, 17)
+    [(caption, first)] = _sample_grids(at)
+    assert "age 60, female, slice 13" in caption, caption
+
+    at.number_input(key=state.run_widget("sample_age", "cvae-tiny")).set_value(80).run()
+    at.radio(key=state.run_widget("sample_sex", "cvae-tiny")).set_value("M").run()
+    at.slider(key=state.run_widget("sample_slice", "cvae-tiny")).set_value(17).run()
+    assert not at.exception, at.exception
+    [(caption, second)] = _sample_grids(at)
+    assert "age 80, male, slice 17" in caption, caption
+    assert second != first  # a new grid for the new condition, not the cached one

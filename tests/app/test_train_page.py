@@ -99,3 +99,21 @@ def test_conditional_checkbox_without_demographics_is_a_message(cache):
     assert not at.exception, at.exception
     assert any("conditional=true needs the age and sex" in e.value for e in at.error), [e.value for e in at.error]
     assert not runs.list_runs()
+
+
+def test_a_finished_vqvae_draws_samples_from_its_prior_on_request(cache, tiny_vqvae_run):
+    import shutil
+
+    from ui.state import run_widget
+
+    shutil.copytree(tiny_vqvae_run, cache / "runs" / "vq-tiny")
+    at = _train_page()
+    assert not at.exception, at.exception
+    toggle = at.toggle(key=run_widget("sample", "vq-tiny"))
+    assert "age" not in toggle.label  # not conditional: no condition inputs
+    toggle.set_value(True).run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    grids = [c for element in at.get("image") for c in element.captions if "samples, seed" in c]
+    assert grids == ["16 samples, seed 0"], grids
+    assert not [s for s in at.slider if s.key == run_widget("sample_slice", "vq-tiny")]
