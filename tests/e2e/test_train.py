@@ -39,8 +39,9 @@ def test_launch_demo_vae_and_see_the_loss_curve(app_url, page):
     page.get_by_text(re.compile(r"epoch [1-2] / 2")).first.wait_for(timeout=240_000)
     chart = page.locator('[data-testid="stPlotlyChart"]').first
     chart.wait_for()
-    first_traces = chart.locator(".scatterlayer .trace").count()
-    assert first_traces >= 1
+    # plotly draws the traces after the chart element appears: wait for the first, do not count at once
+    page.wait_for_function("() => { const c = document.querySelector('[data-testid=\"stPlotlyChart\"]');"
+                           " return !!c && c.querySelectorAll('.scatterlayer .trace').length >= 1; }", timeout=60_000)
     page.get_by_text(re.compile(r"finished")).first.wait_for(timeout=300_000)
     page.wait_for_timeout(2500)  # one more fragment refresh after the last epoch
     page.get_by_text("epoch 2 / 2").first.wait_for()
