@@ -76,51 +76,44 @@ def _image_sources(page) -> list[str]:
     return page.eval_on_selector_all(IMAGES, "els => els.map(e => e.src)")
 
 
-def slider_round_trips(page, slider, clicks: int) -> list[float]:
-    """Click at spread positions along ``slider``'s track; ms until any shown image changes."""
-    box = slider.bounding_box()
+def _round_trips(page, actions) -> list[float]:
+    """For each ``action()`` (one slider move): ms until any shown image changed and all loaded.
+    A move that changes nothing (a click on the same value) times out and is left out."""
     times = []
-    for i in range(clicks):
-        fraction = 0.15 + 0.7 * ((i * 0.37) % 1.0)
+    for action in actions:
         before = _image_sources(page)
         started = time.perf_counter()
-        page.mouse.click(box["x"] + box["width"] * fraction, box["y"] + box["height"] / 2)
+        action()
         try:
             page.wait_for_function(
                 "before => { const now = [...document.querySelectorAll('" + IMAGES + "')]"
                 ".map(e => e.src); return now.length && now.some((s, k) => s !== before[k])"
                 " && [...document.querySelectorAll('" + IMAGES + "')].every(i => i.complete); }",
                 arg=before, timeout=30_000, polling="raf")
-        except Exception:  # noqa: BLE001 — a click that landed on the same value changes nothing
+        except Exception:  # noqa: BLE001 — counted as a move that changed nothing, reported
             continue
         times.append((time.perf_counter() - started) * 1000)
         wait_idle(page)
     return times
+
+
+def slider_round_trips(page, slider, clicks: int) -> list[float]:
+    """Click at spread positions along ``slider``'s track; ms until any shown image changes."""
+    box = slider.bounding_box()
+    return _round_trips(page, [
+        lambda f=0.15 + 0.7 * ((i * 0.37) % 1.0): page.mouse.click(box["x"] + box["width"] * f,
+                                                                   box["y"] + box["height"] / 2)
+        for i in range(clicks)])
 
 
 def key_round_trips(page, slider, presses: int) -> list[float]:
     """Arrow-key presses on ``slider``'s thumb (alternately right and left, so each changes the
     value); ms until any shown image changes.  For sliders a track click does not move: the Latent
     page's float sliders (react-aria thumbs), as the end-to-end test drives them."""
-    thumb = slider.get_by_role("slider").first
-    thumb.focus()
+    slider.get_by_role("slider").first.focus()
     wait_idle(page)
-    times = []
-    for i in range(presses):
-        before = _image_sources(page)
-        started = time.perf_counter()
-        page.keyboard.press("ArrowRight" if i % 2 == 0 else "ArrowLeft")
-        try:
-            page.wait_for_function(
-                "before => { const now = [...document.querySelectorAll('" + IMAGES + "')]"
-                ".map(e => e.src); return now.length && now.some((s, k) => s !== before[k])"
-                " && [...document.querySelectorAll('" + IMAGES + "')].every(i => i.complete); }",
-                arg=before, timeout=30_000, polling="raf")
-        except Exception:  # noqa: BLE001 — counted as a press that changed nothing, reported
-            continue
-        times.append((time.perf_counter() - started) * 1000)
-        wait_idle(page)
-    return times
+    return _round_trips(page, [lambda k="ArrowRight" if i % 2 == 0 else "ArrowLeft": page.keyboard.press(k)
+                               for i in range(presses)])
 
 
 def pct(values: list[float], q: float) -> float:

@@ -27,13 +27,13 @@ def runs_dir(tmp_path_factory):
     return root
 
 
-def _page(runs_dir, monkeypatch) -> AppTest:
+def _page(runs_dir, monkeypatch, page: str = "pages/latent.py") -> AppTest:
     monkeypatch.setenv("LATENTBRAIN_RUNS", str(runs_dir))
     at = AppTest.from_file(APP, default_timeout=180)
     at.session_state[state.SOURCE_KIND] = "folder"
     at.session_state[state.SOURCE_PATH] = ""
     at.run()
-    return at.switch_page("pages/latent.py").run()
+    return at.switch_page(page).run()
 
 
 def test_condition_inputs_and_source_drive_the_samples(runs_dir, monkeypatch):
@@ -118,15 +118,6 @@ def test_explorer_asks_a_conditional_vqvae_prior(vq_runs_dir):
     assert ex.reconstruct_rows([0, 1]).shape == (2, 32, 32)
 
 
-def _train_page(runs_dir, monkeypatch) -> AppTest:
-    monkeypatch.setenv("LATENTBRAIN_RUNS", str(runs_dir))
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.session_state[state.SOURCE_KIND] = "folder"
-    at.session_state[state.SOURCE_PATH] = ""
-    at.run()
-    return at.switch_page("pages/train.py").run()
-
-
 def _sample_grids(at) -> list[tuple[str, str]]:
     """(caption, image URL) of each image the page shows whose caption names a sample grid."""
     return [(caption, url) for element in at.get("image") for caption, url in zip(element.captions, element.value)
@@ -134,7 +125,7 @@ def _sample_grids(at) -> list[tuple[str, str]]:
 
 
 def test_train_page_draws_samples_for_the_asked_condition(runs_dir, monkeypatch):
-    at = _train_page(runs_dir, monkeypatch)
+    at = _page(runs_dir, monkeypatch, "pages/train.py")
     assert not at.exception, at.exception
     assert not _sample_grids(at)  # nothing is drawn (and TensorFlow not loaded) until asked
     at.toggle(key=state.run_widget("sample", "cvae-tiny")).set_value(True).run()
