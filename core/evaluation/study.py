@@ -6,6 +6,12 @@ deleted.  A study is a run, a mode (``single``: real or synthetic + confidence 1
 ``2afc``: a real and a synthetic slice side by side, pick the real one), an image count, a
 real share and a seed.  Each reviewer sees the study's items in their own random order.
 
+Blinding: items are shuffled before they are numbered, so an item id says nothing about its
+truth; each study has a secret ``token`` from which :meth:`StudyStore.item_key` derives an
+opaque per-reviewer, per-item key for anything the browser sees (widget keys become CSS
+classes there).  Results stay hidden from a reviewer until they have answered every item or
+someone closes the study (:meth:`StudyStore.close_study`); a closed study takes no answers.
+
 Answers are one row each, written at once (autocommit), with the primary key
 ``(study, reviewer, item)``: a double click or a resubmit is ignored, never stored twice.
 Each call opens its own connection, so threads, Streamlit sessions and processes can write
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import hmac
 import io
 import re
 import secrets
@@ -40,7 +47,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS studies (
     study_id TEXT PRIMARY KEY, run TEXT NOT NULL, run_path TEXT NOT NULL, mode TEXT NOT NULL,
     n_items INTEGER NOT NULL, real_share REAL NOT NULL, seed INTEGER NOT NULL,
-    model_epoch INTEGER, image_size INTEGER NOT NULL, created TEXT NOT NULL
+    model_epoch INTEGER, image_size INTEGER NOT NULL, created TEXT NOT NULL,
+    token TEXT, closed INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS items (
     study_id TEXT NOT NULL, item_id INTEGER NOT NULL, truth TEXT NOT NULL, source TEXT NOT NULL,
@@ -53,6 +61,10 @@ CREATE TABLE IF NOT EXISTS answers (
     PRIMARY KEY (study_id, reviewer, item_id)
 );
 """
+
+# Columns added after the first release: a database made before them gets them by ALTER TABLE
+# (old studies then get a fresh secret token and stay open).
+_ADDED_STUDY_COLUMNS = {"token": "TEXT", "closed": "INTEGER NOT NULL DEFAULT 0"}
 
 
 def validate_reviewer(name) -> str:
@@ -110,6 +122,7 @@ class StudyStore:
                 if str(mode).lower() != "wal":
                     raise UserError(f"scores database {self.path} cannot use WAL mode (got {mode})")
                 con.executescript(_SCHEMA)
+                _migrate(con)
                 self._ready = True
             con.execute("PRAGMA synchronous=NORMAL")
             if write:
@@ -175,30 +188,34 @@ class StudyStore:
             images = np.concatenate([real, synthetic]).astype(np.float32)
             truth = ["real"] * n_real + ["synthetic"] * n_syn
             source = [f"test:{i}" for i in real_idx] + [f"sample:{i}" for i in range(n_syn)]
-            arrays = {"images": images}
         else:
             real_left = rng.random(n_items) < 0.5
             left = np.where(real_left[:, None, None], real, synthetic).astype(np.float32)
             right = np.where(real_left[:, None, None], synthetic, real).astype(np.float32)
             truth = ["left" if r else "right" for r in real_left]
             source = [f"test:{i}|sample:{k}" for k, i in enumerate(real_idx)]
-            arrays = {"left": left, "right": right}
+        # Shuffle before the items get their ids: drawn as above, ids would run reals first (single)
+        # or in test-slice order (2AFC), and an id that reaches a page or a file would give the answer.
+        shuffle = rng.permutation(n_items)
+        truth, source = [truth[i] for i in shuffle], [source[i] for i in shuffle]
+        arrays = {"images": images[shuffle]} if mode == "single" else {"left": left[shuffle], "right": right[shuffle]}
         study_id = f"{run_dir.name[:40]}-{mode}-{secrets.token_hex(3)}"
         study = {"study_id": study_id, "run": run_dir.name, "run_path": str(run_dir.resolve()), "mode": mode,
                  "n_items": n_items, "real_share": float(real_share), "seed": int(seed),
                  "model_epoch": runs.read_status(run_dir).get("epoch"), "image_size": int(test.shape[1]),
-                 "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                 "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "token": secrets.token_hex(16), "closed": 0}
         from core.atomic import atomic_path
 
         self.root.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.root / f"{study_id}.npz", suffix=".npz") as tmp:
             np.savez_compressed(tmp, **arrays)
         with self._connect(write=True) as con:
-            con.execute("INSERT INTO studies VALUES (:study_id, :run, :run_path, :mode, :n_items, :real_share, "
-                        ":seed, :model_epoch, :image_size, :created)", study)
+            # Named columns: a migrated database has the added ones at the end, in whatever order.
+            con.execute(f"INSERT INTO studies ({', '.join(study)}) VALUES ({', '.join(':' + k for k in study)})",
+                        study)
             con.executemany("INSERT INTO items VALUES (?, ?, ?, ?)",
                             [(study_id, i, t, s) for i, (t, s) in enumerate(zip(truth, source))])
-        return study
+        return _public(study)
 
     def list_studies(self) -> list[dict]:
         """Every study, newest first, with its answer and reviewer counts."""
@@ -209,7 +226,7 @@ class StudyStore:
                 "SELECT s.*, (SELECT COUNT(*) FROM answers a WHERE a.study_id = s.study_id) AS n_answers, "
                 "(SELECT COUNT(DISTINCT reviewer) FROM answers a WHERE a.study_id = s.study_id) AS n_reviewers "
                 "FROM studies s ORDER BY s.rowid DESC").fetchall()
-        return [dict(r) for r in rows]
+        return [_public(dict(r)) for r in rows]
 
     def get_study(self, study_id: str) -> dict:
         """One study's settings; UserError if unknown."""
@@ -217,9 +234,43 @@ class StudyStore:
             row = con.execute("SELECT * FROM studies WHERE study_id = ?", (study_id,)).fetchone()
         if row is None:
             raise UserError(f"there is no reader study {study_id!r}")
-        study = dict(row)
+        study = _public(dict(row))
         study["run_exists"] = Path(study["run_path"]).is_dir()
         return study
+
+    def item_key(self, study_id: str, reviewer: str, item_id: int) -> str:
+        """An opaque key for one item as one reviewer sees it, for widget and form keys in the browser.
+
+        HMAC-SHA256 of the study's secret token over (reviewer, item), 16 hex digits: stable across
+        reruns (a widget keeps its state), different for every item and reviewer, and without the
+        token it tells nothing about the item's id, position or truth.
+        """
+        with self._connect() as con:
+            row = con.execute("SELECT token FROM studies WHERE study_id = ?", (study_id,)).fetchone()
+        if row is None:
+            raise UserError(f"there is no reader study {study_id!r}")
+        message = f"{validate_reviewer(reviewer)}\x1f{int(item_id)}".encode()
+        return hmac.new(str(row["token"]).encode(), message, hashlib.sha256).hexdigest()[:16]
+
+    def close_study(self, study_id: str) -> bool:
+        """Close a study: it takes no more answers and its results are shown to everyone.
+
+        True if this call closed it, False if it was closed already.
+        """
+        self.get_study(study_id)  # UserError for an unknown study
+        with self._connect(write=True) as con:
+            cursor = con.execute("UPDATE studies SET closed = 1 WHERE study_id = ? AND closed = 0", (study_id,))
+            return cursor.rowcount == 1
+
+    def results_visible(self, study_id: str, reviewer: str | None) -> bool:
+        """Whether truth and statistics may be shown to ``reviewer``: the study is closed, or this
+        reviewer has answered every item (an unnamed visitor sees them only once it is closed)."""
+        study = self.get_study(study_id)
+        if study["closed"]:
+            return True
+        if not reviewer:
+            return False
+        return len(self.answered(study_id, reviewer)) >= study["n_items"]
 
     def study_images(self, study_id: str) -> dict[str, np.ndarray]:
         """The study's images: ``{"images": (n, H, W)}`` (single) or ``{"left", "right"}`` (2AFC)."""
@@ -270,6 +321,9 @@ class StudyStore:
             confidence = int(confidence)
         elif study["mode"] == "single":
             raise UserError("choose a confidence from 1 (guess) to 4 (certain)")
+        if study["closed"]:
+            raise UserError(f"study {study_id} is closed: its results are open to everyone, so it takes no more "
+                            "answers; set up a new study to go on")
         response_ms = None if response_ms is None else max(0, int(response_ms))
         with self._connect(write=True) as con:
             item = con.execute("SELECT truth FROM items WHERE study_id = ? AND item_id = ?",
@@ -295,13 +349,27 @@ class StudyStore:
         return [dict(r) for r in rows]
 
     def results(self, study_id: str, half_widths=(0.10, 0.05)) -> dict:
-        """Per-reviewer and pooled statistics, agreement, and the answers needed per interval width."""
-        from core.evaluation.study_stats import agreement, answers_needed, summarise_answers
+        """Per-reviewer and pooled statistics, agreement, and the answers needed per interval width.
+
+        The pooled accuracy gets a crossed bootstrap interval (readers and items resampled) in
+        ``pooled["accuracy_ci95_bootstrap"]``, and its verdict reads that interval: readers who
+        answer the same images are not independent, so the pooled Wilson interval
+        (``accuracy_ci95``, kept for comparison) is too narrow.  Callers show this only where
+        :meth:`results_visible` allows.
+        """
+        from core.evaluation.study_stats import (
+            agreement, answers_needed, crossed_bootstrap_interval, summarise_answers, verdict,
+        )
 
         study = self.get_study(study_id)
         rows = self.answers(study_id)
         reviewers = sorted({r["reviewer"] for r in rows})
         pooled = summarise_answers(rows, study["mode"])
+        if rows:
+            interval = crossed_bootstrap_interval(rows, seed=int(study["seed"]))
+            pooled["accuracy_ci95_bootstrap"] = list(interval)
+            pooled["verdict"] = verdict(pooled["correct"], pooled["n"], interval=interval,
+                                        interval_name="readers × images bootstrap 95 % CI")
         return {
             "study": study, "pooled": pooled,
             "per_reviewer": {name: summarise_answers([r for r in rows if r["reviewer"] == name], study["mode"])
@@ -321,6 +389,28 @@ class StudyStore:
         for r in rows:
             writer.writerow({**{k: r.get(k) for k in fields}, "correct": int(r["truth"] == r["answer"])})
         return out.getvalue()
+
+
+def _public(study: dict) -> dict:
+    """A study row without its secret token, ``closed`` as a bool."""
+    study.pop("token", None)
+    study["closed"] = bool(study.get("closed"))
+    return study
+
+
+def _migrate(con) -> None:
+    """Add the study columns a database made by an older version lacks; give old studies a token."""
+    have = {row[1] for row in con.execute("PRAGMA table_info(studies)")}
+    for name, kind in _ADDED_STUDY_COLUMNS.items():
+        if name not in have:
+            try:
+                con.execute(f"ALTER TABLE studies ADD COLUMN {name} {kind}")
+            except sqlite3.OperationalError as exc:  # another process added it first
+                if "duplicate column" not in str(exc):
+                    raise
+    for (study_id,) in con.execute("SELECT study_id FROM studies WHERE token IS NULL").fetchall():
+        con.execute("UPDATE studies SET token = ? WHERE study_id = ? AND token IS NULL",
+                    (secrets.token_hex(16), study_id))
 
 
 def _rollback(con):

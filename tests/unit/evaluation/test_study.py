@@ -161,3 +161,110 @@ def test_bad_answers(store, run_copy):
     with pytest.raises(UserError, match="no reader study"):
         store.get_study("nope")
     assert store.answers(sid) == []
+
+
+# ---------------------------------------------------------------------------- blinding
+def _truths(store, study_id):
+    with sqlite3.connect(store.path) as con:
+        return [r[0] for r in con.execute("SELECT truth FROM items WHERE study_id = ? ORDER BY item_id",
+                                          (study_id,))]
+
+
+def test_item_ids_carry_no_truth(store, run_copy):
+    # Drawn in order, a single study would number every real image first: ids are shuffled first.
+    study = store.create_study(run_copy, "single", n_items=8, real_share=0.5, seed=0)
+    truths = _truths(store, study["study_id"])
+    assert sorted(truths) == ["real"] * 4 + ["synthetic"] * 4
+    assert truths != sorted(truths) and truths != sorted(truths, reverse=True)
+    # The images were shuffled with their truth: each real item's image is a slice of the test split.
+    from core.evaluation.run import run_context
+
+    test = run_context(run_copy)["test"]["images"]
+    images = store.study_images(study["study_id"])["images"]
+    for item_id, truth in enumerate(truths):
+        is_test_slice = bool(np.any(np.all(np.isclose(test, images[item_id]), axis=(1, 2))))
+        assert is_test_slice == (truth == "real")
+    # 2AFC: pairs are not numbered in test-slice order either.
+    pairs = store.create_study(run_copy, "2afc", n_items=8, seed=0)
+    with sqlite3.connect(store.path) as con:
+        sources = [r[0] for r in con.execute("SELECT source FROM items WHERE study_id = ? ORDER BY item_id",
+                                             (pairs["study_id"],))]
+    test_index = [int(s.split("|")[0].split(":")[1]) for s in sources]
+    assert test_index != sorted(test_index)
+
+
+def test_item_keys_are_opaque_and_stable(store, run_copy):
+    study = store.create_study(run_copy, "single", n_items=6, real_share=0.5, seed=4)
+    sid = study["study_id"]
+    keys = [store.item_key(sid, "Ann", i) for i in range(6)]
+    assert len(set(keys)) == 6 and all(len(k) == 16 and int(k, 16) >= 0 for k in keys)
+    assert keys == [StudyStore(store.runs_dir).item_key(sid, "Ann", i) for i in range(6)]  # stable: reruns
+    assert store.item_key(sid, "Bob", 0) != keys[0]  # per reviewer
+    other = store.create_study(run_copy, "single", n_items=6, real_share=0.5, seed=4)
+    assert store.item_key(other["study_id"], "Ann", 0) != keys[0]  # a new secret per study
+    # The secret never leaves the store.
+    assert "token" not in study and "token" not in store.get_study(sid)
+    assert all("token" not in s for s in store.list_studies())
+    with pytest.raises(UserError, match="no reader study"):
+        store.item_key("nope", "Ann", 0)
+
+
+def test_results_hidden_until_finished_or_closed(store, run_copy):
+    study = store.create_study(run_copy, "single", n_items=4, real_share=0.5, seed=5)
+    sid = study["study_id"]
+    assert study["closed"] is False
+    assert not store.results_visible(sid, "Ann") and not store.results_visible(sid, None)
+    for item in store.order(sid, "Ann")[:3]:
+        store.record_answer(sid, "Ann", item, "real", 2)
+    assert not store.results_visible(sid, "Ann")  # 3 of 4: still blind
+    store.record_answer(sid, "Ann", store.next_item(sid, "Ann")["item_id"], "real", 2)
+    assert store.results_visible(sid, "Ann") and not store.results_visible(sid, "Bob")
+    store.record_answer(sid, "Bob", store.next_item(sid, "Bob")["item_id"], "synthetic", 1)
+    assert store.close_study(sid) is True and store.close_study(sid) is False
+    assert store.get_study(sid)["closed"] is True and store.list_studies()[0]["closed"] is True
+    assert store.results_visible(sid, "Bob") and store.results_visible(sid, None)
+    with pytest.raises(UserError, match="closed"):
+        store.record_answer(sid, "Bob", store.next_item(sid, "Bob")["item_id"], "real", 2)
+    assert len(store.answers(sid)) == 5
+
+
+def test_pooled_results_carry_the_crossed_bootstrap(store, run_copy):
+    study = store.create_study(run_copy, "single", n_items=8, real_share=0.5, seed=6)
+    sid = study["study_id"]
+    for name in ("Ann", "Bob", "Cleo"):
+        for item in store.order(sid, name):  # the same answers from everyone: fully correlated readers
+            store.record_answer(sid, name, item, "real" if item % 3 else "synthetic", 2)
+    pooled = store.results(sid)["pooled"]
+    lo, hi = pooled["accuracy_ci95_bootstrap"]
+    w_lo, w_hi = pooled["accuracy_ci95"]
+    assert pooled["n"] == 24 and hi - lo > w_hi - w_lo
+    assert "bootstrap" in pooled["verdict"]
+    assert store.results(sid)["pooled"]["accuracy_ci95_bootstrap"] == [lo, hi]  # seeded by the study
+
+
+def test_a_database_from_before_blinding_keys_is_migrated(tmp_path):
+    # The schema of the first release: no token, no closed column.
+    root = tmp_path / ".reader_study"
+    root.mkdir()
+    with sqlite3.connect(root / "answers.sqlite") as con:
+        con.executescript("""
+            CREATE TABLE studies (study_id TEXT PRIMARY KEY, run TEXT NOT NULL, run_path TEXT NOT NULL,
+                mode TEXT NOT NULL, n_items INTEGER NOT NULL, real_share REAL NOT NULL, seed INTEGER NOT NULL,
+                model_epoch INTEGER, image_size INTEGER NOT NULL, created TEXT NOT NULL);
+            CREATE TABLE items (study_id TEXT NOT NULL, item_id INTEGER NOT NULL, truth TEXT NOT NULL,
+                source TEXT NOT NULL, PRIMARY KEY (study_id, item_id));
+            CREATE TABLE answers (study_id TEXT NOT NULL, reviewer TEXT NOT NULL, item_id INTEGER NOT NULL,
+                truth TEXT NOT NULL, answer TEXT NOT NULL, confidence INTEGER, response_ms INTEGER,
+                run TEXT NOT NULL, model_epoch INTEGER, answered_at TEXT NOT NULL,
+                PRIMARY KEY (study_id, reviewer, item_id));
+            INSERT INTO studies VALUES ('old-single-abc', 'old', '/nowhere', 'single', 2, 0.5, 0, 1, 32, 'then');
+            INSERT INTO items VALUES ('old-single-abc', 0, 'real', 'test:0'), ('old-single-abc', 1, 'synthetic', 'sample:0');
+        """)
+    store = StudyStore(tmp_path)
+    [old] = store.list_studies()
+    assert old["study_id"] == "old-single-abc" and old["closed"] is False
+    key = store.item_key("old-single-abc", "Ann", 0)
+    assert key == StudyStore(tmp_path).item_key("old-single-abc", "Ann", 0)  # the token was stored once
+    assert store.record_answer("old-single-abc", "Ann", 1, "real", 2) is True
+    assert store.close_study("old-single-abc") is True
+    assert store.results_visible("old-single-abc", None)
