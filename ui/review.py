@@ -23,28 +23,35 @@ STUDY = "review_study"
 SHOWN = "review_shown"  # (study, reviewer, item_id, monotonic time shown) of the item on screen
 FLASH = "review_flash"  # (kind, text) shown once after a submit
 RESULTS_STUDY = "review_results_study"
+# Copies of the reviewer name and study outside any widget: Streamlit drops a widget's value
+# once a run does not draw it, and the Study results view (which draws neither) needs both.
+NAME_KEPT = "review_reviewer_kept"
+STUDY_KEPT = "review_study_kept"
 EVAL_MESSAGE = "review_eval_message"
 
 
-def _mtime(run_dir: str) -> float:
-    path = Path(run_dir) / "model.keras"
-    return path.stat().st_mtime if path.is_file() else 0.0
+def _stamp(run_dir: str) -> tuple[int, int]:
+    # (model mtime, prior mtime): a VQ-VAE writes prior.keras after model.keras, once per prior
+    # epoch, and a cache keyed on the model file alone would keep sampling with a stale prior.
+    from core.training.checkpoints import model_stamp
+
+    return model_stamp(run_dir)
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the model…")
-def _model(run_dir: str, mtime: float):
+def _model(run_dir: str, stamp: tuple[int, int]):
     from core.training.checkpoints import load_run_model
 
     return load_run_model(run_dir)
 
 
 def model(run_dir: str):
-    """The run's model, cached per run folder and model-file time."""
-    return _model(run_dir, _mtime(run_dir))
+    """The run's model, cached per run folder and model/prior file times."""
+    return _model(run_dir, _stamp(run_dir))
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
-def _context(run_dir: str, mtime: float) -> dict:
+def _context(run_dir: str, stamp: tuple[int, int]) -> dict:
     from core.evaluation.run import run_context
 
     ctx = run_context(run_dir)
@@ -53,29 +60,29 @@ def _context(run_dir: str, mtime: float) -> dict:
 
 def context(run_dir: str) -> dict:
     """Test and train arrays of the run's dataset with their subjects and sites (cached)."""
-    return _context(run_dir, _mtime(run_dir))
+    return _context(run_dir, _stamp(run_dir))
 
 
 @st.cache_data(max_entries=8, show_spinner="Reconstructing…")
-def _reconstruct(run_dir: str, mtime: float, indices: tuple) -> np.ndarray:
-    test = _context(run_dir, mtime)["test"]
+def _reconstruct(run_dir: str, stamp: tuple[int, int], indices: tuple) -> np.ndarray:
+    test = _context(run_dir, stamp)["test"]
     picked = list(indices)
-    model = _model(run_dir, mtime)
+    model = _model(run_dir, stamp)
     if test.get("conditions") is None:
         return np.asarray(model.reconstruct(test["images"][picked]))[..., 0]
     return np.asarray(model.reconstruct(test["images"][picked], condition=test["conditions"][picked]))[..., 0]
 
 
 def reconstruct(run_dir: str, indices) -> np.ndarray:
-    return _reconstruct(run_dir, _mtime(run_dir), tuple(int(i) for i in indices))
+    return _reconstruct(run_dir, _stamp(run_dir), tuple(int(i) for i in indices))
 
 
 @st.cache_data(max_entries=4, show_spinner="Sampling and finding nearest training slices…")
-def _samples_with_neighbours(run_dir: str, mtime: float, n: int, seed: int):
+def _samples_with_neighbours(run_dir: str, stamp: tuple[int, int], n: int, seed: int):
     from core.evaluation.memorisation import copy_threshold, nearest_neighbours
 
-    train = _context(run_dir, mtime)["train"]
-    samples = np.asarray(_model(run_dir, mtime).sample(n, seed=seed))[..., 0]
+    train = _context(run_dir, stamp)["train"]
+    samples = np.asarray(_model(run_dir, stamp).sample(n, seed=seed))[..., 0]
     index, distance = nearest_neighbours(samples, train["images"])
     try:
         threshold = copy_threshold(train["images"], train["subjects"])
@@ -86,7 +93,7 @@ def _samples_with_neighbours(run_dir: str, mtime: float, n: int, seed: int):
 
 def samples_with_neighbours(run_dir: str, n: int, seed: int):
     """``(samples, nearest training slices, RMS distances, near-copy threshold)``, cached."""
-    return _samples_with_neighbours(run_dir, _mtime(run_dir), int(n), int(seed))
+    return _samples_with_neighbours(run_dir, _stamp(run_dir), int(n), int(seed))
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -243,8 +250,11 @@ def study_setup(store, run_dirs: dict[str, str]) -> str | None:
     """Reviewer name + study choice or creation; returns the chosen study id (or None)."""
     from core.evaluation.study import validate_reviewer
 
+    if REVIEWER not in st.session_state and NAME_KEPT in st.session_state:
+        st.session_state[REVIEWER] = st.session_state[NAME_KEPT]
     name = st.text_input("Your name (reviewer)", key=REVIEWER, max_chars=40,
                          help="Answers are stored under this name; use the same name to resume later.")
+    st.session_state[NAME_KEPT] = name
     studies = store.list_studies()
     with st.expander("Set up a new study", expanded=not studies):
         with st.form("review_new_study", border=False):
@@ -274,10 +284,12 @@ def study_setup(store, run_dirs: dict[str, str]) -> str | None:
         return None
     ids = [s["study_id"] for s in studies]
     if st.session_state.get(STUDY) not in ids:
-        st.session_state[STUDY] = ids[0]
+        kept = st.session_state.get(STUDY_KEPT)
+        st.session_state[STUDY] = kept if kept in ids else ids[0]
     labels = {s["study_id"]: f"{s['study_id']} · {s['mode']} · {s['n_items']} images · {s['n_answers']} answers"
-              for s in studies}
+                             + (" · closed" if s["closed"] else "") for s in studies}
     study_id = st.selectbox("Study", ids, key=STUDY, format_func=labels.get)
+    st.session_state[STUDY_KEPT] = study_id
     if not name.strip():
         st.info("Enter your name to start or resume this study.")
         return None
@@ -289,17 +301,44 @@ def study_setup(store, run_dirs: dict[str, str]) -> str | None:
     return study_id
 
 
+def study_keys(store, study_id: str, reviewer: str, item_id: int) -> dict[str, str]:
+    """Widget and form keys of one item as one reviewer sees it: ``{answer, confidence, form}``.
+
+    Streamlit writes every key into the page (as a ``st-key-…`` CSS class), so a key must carry
+    neither the item id nor anything in step with it: they are built from the store's opaque
+    :meth:`~core.evaluation.study.StudyStore.item_key`.
+    """
+    token = store.item_key(study_id, reviewer, item_id)
+    return {"answer": f"review_answer_{token}", "confidence": f"review_confidence_{token}",
+            "form": f"review_form_{token}"}
+
+
+def blind_png(image: np.ndarray, zoom: int) -> bytes:
+    """A study image as an *uncompressed* PNG: its byte size depends only on its pixel count.
+
+    A compressed PNG of a blurry synthetic slice is smaller than one of a sharp real slice, and
+    a reader can see the size in the browser's network panel; stored uncompressed, every image
+    of a study has the same size.
+    """
+    from core.viz.images import apply_window, png_bytes
+
+    pixels = apply_window(image, 0.5, 1.0)
+    zoom = max(1, int(zoom))
+    return png_bytes(pixels.repeat(zoom, axis=0).repeat(zoom, axis=1), compress_level=0)
+
+
 def study_item(store, study_id: str, reviewer: str, zoom: int) -> None:
     """Show the reviewer's next unanswered image(s) with neutral captions and take the answer."""
-    from core.viz.review import window_png as _png
-
     _flash()
     study = store.get_study(study_id)
+    if study["closed"]:
+        st.info(f"Study {study_id} is closed: it takes no more answers. Its results are under **Study results**.")
+        return
     if not study["run_exists"]:
         st.warning(f"Run {study['run']} was deleted; this study continues on its stored images.")
     item = store.next_item(study_id, reviewer)
     if item is None:
-        st.success(f"Done: you answered all {study['n_items']} items of this study. See **Results**.")
+        st.success(f"Done: you answered all {study['n_items']} items of this study. See **Study results**.")
         return
     shown = st.session_state.get(SHOWN)
     if not shown or shown[:3] != (study_id, reviewer, item["item_id"]):
@@ -308,34 +347,35 @@ def study_item(store, study_id: str, reviewer: str, zoom: int) -> None:
     st.progress(item["position"] / item["total"], text=f"Item {item['position'] + 1} of {item['total']}")
     images = store.study_images(study_id)
     item_id = item["item_id"]
-    # Widget keys carry the item, and the submit callback is bound to the item on screen when
-    # the button was drawn: a late second click can only ever answer that same item again,
-    # which the store refuses (and we say so).
-    answer_key, confidence_key = f"review_answer_{item_id}", f"review_confidence_{item_id}"
+    # Keys are opaque per item (see study_keys), and the submit callback is bound to the item on
+    # screen when the button was drawn: a late second click can only ever answer that same item
+    # again, which the store refuses (and we say so).  The item id stays on the server.
+    keys = study_keys(store, study_id, reviewer, item_id)
     levels = {1: "1 guess", 2: "2", 3: "3", 4: "4 certain"}
-    # Neutral: PNG bytes (served under a content hash), captions that never name the truth.
+    # Neutral: uncompressed PNGs of one size (served under a content hash), captions that never
+    # name the truth, the source or the item id.
     if study["mode"] == "single":
-        st.image(_png(images["images"][item_id], 0.5, 1.0, zoom), caption="Image", output_format="PNG")
+        st.image(blind_png(images["images"][item_id], zoom), caption="Image", output_format="PNG")
         question, options, confidence_label = "This image is", ["real", "synthetic"], "Confidence"
     else:
         c1, c2 = st.columns(2)
-        c1.image(_png(images["left"][item_id], 0.5, 1.0, zoom), caption="Left", output_format="PNG")
-        c2.image(_png(images["right"][item_id], 0.5, 1.0, zoom), caption="Right", output_format="PNG")
+        c1.image(blind_png(images["left"][item_id], zoom), caption="Left", output_format="PNG")
+        c2.image(blind_png(images["right"][item_id], zoom), caption="Right", output_format="PNG")
         question, options, confidence_label = "Which image is real?", ["left", "right"], "Confidence (optional)"
-    with st.form(f"review_form_{study_id}_{item_id}", border=False):
-        st.radio(question, options, index=None, horizontal=True, key=answer_key, format_func=str.capitalize)
-        st.radio(confidence_label, [1, 2, 3, 4], index=None, horizontal=True, key=confidence_key,
+    with st.form(keys["form"], border=False):
+        st.radio(question, options, index=None, horizontal=True, key=keys["answer"], format_func=str.capitalize)
+        st.radio(confidence_label, [1, 2, 3, 4], index=None, horizontal=True, key=keys["confidence"],
                  format_func=levels.get)
         st.form_submit_button("Submit answer", type="primary", on_click=submit,
-                              args=(str(store.runs_dir), study_id, reviewer, item_id, shown[3]))
+                              args=(str(store.runs_dir), study_id, reviewer, item_id, shown[3], keys))
 
 
-def submit(runs_dir: str, study_id: str, reviewer: str, item_id: int, shown_at: float) -> None:
+def submit(runs_dir: str, study_id: str, reviewer: str, item_id: int, shown_at: float, keys: dict) -> None:
     """Submit callback: store the answer for the item it was drawn for; a repeat is reported, never stored twice."""
     from core.evaluation.study import StudyStore
 
-    answer = st.session_state.get(f"review_answer_{item_id}")
-    confidence = st.session_state.get(f"review_confidence_{item_id}")
+    answer = st.session_state.get(keys["answer"])
+    confidence = st.session_state.get(keys["confidence"])
     if answer is None:
         st.session_state[FLASH] = ("warning", "Choose an answer first.")
         return
@@ -350,8 +390,34 @@ def submit(runs_dir: str, study_id: str, reviewer: str, item_id: int, shown_at: 
                                            "tab); it was not stored again.")
 
 
+def _current_reviewer() -> str | None:
+    """The reviewer name typed on the Reader study view, if it is a valid one."""
+    from core.evaluation.study import validate_reviewer
+
+    try:
+        return validate_reviewer(st.session_state.get(REVIEWER, st.session_state.get(NAME_KEPT)))
+    except UserError:
+        return None
+
+
+def close_study_control(store, study_id: str) -> None:
+    """A deliberate 'close study' action: no more answers, results open to everyone."""
+    with st.expander("Close this study"):
+        st.caption("Closing ends the study for every reader: no more answers are taken, and truth, statistics "
+                   "and the answers file become visible to anyone who opens this page.")
+        sure = st.checkbox("Yes, close it for everyone", key="review_close_sure")
+        if st.button("Close study", key="review_close", disabled=not sure):
+            store.close_study(study_id)
+            st.session_state.pop("review_close_sure", None)
+            st.rerun()
+
+
 def results_panel(store) -> None:
-    """Per-reviewer and pooled statistics, verdict, confusion matrix, ROC, agreement, CSV export."""
+    """Per-reviewer and pooled statistics, verdict, confusion matrix, ROC, agreement, CSV export.
+
+    Shown only to a reader who has answered the whole study, or to anyone once it is closed: a
+    reader halfway through must not learn how they (or others) are doing, nor download the truth.
+    """
     import pandas as pd
     import plotly.graph_objects as go
 
@@ -360,17 +426,33 @@ def results_panel(store) -> None:
         st.info("No reader study yet.")
         return
     ids = [s["study_id"] for s in studies]
-    study_id = st.selectbox("Study", ids, key=RESULTS_STUDY)
+    closed = {s["study_id"]: s["closed"] for s in studies}
+    if st.session_state.get(RESULTS_STUDY) not in ids and st.session_state.get(STUDY_KEPT) in ids:
+        st.session_state[RESULTS_STUDY] = st.session_state[STUDY_KEPT]  # open on the study being answered
+    study_id = st.selectbox("Study", ids, key=RESULTS_STUDY,
+                            format_func=lambda i: f"{i} · closed" if closed[i] else f"{i} · open")
+    reviewer = _current_reviewer()
+    if not store.results_visible(study_id, reviewer):
+        who = f"you ({reviewer}) have" if reviewer else "you have"
+        st.info(f"The results of study {study_id} are hidden while it is open and until {who} answered all of "
+                "its items: truth, statistics and the answers file would unblind the images still to come. "
+                "Finish it under **Reader study** (with your name entered there), or close the study below.")
+        close_study_control(store, study_id)
+        return
     result = store.results(study_id)
     pooled, study = result["pooled"], result["study"]
     if pooled["n"] == 0:
         st.info("No answers yet in this study.")
+        if not study["closed"]:
+            close_study_control(store, study_id)
         return
     st.markdown(f"**Verdict.** {pooled['verdict']}")
     rows = []
+    boot = pooled.get("accuracy_ci95_bootstrap")
     for name, s in [("All readers (pooled)", pooled), *result["per_reviewer"].items()]:
         row = {"reader": name, "answers": s["n"], "accuracy": s["accuracy"],
-               "95 % CI": f"{s['accuracy_ci95'][0]:.2f}–{s['accuracy_ci95'][1]:.2f}",
+               "95 % CI (Wilson)": f"{s['accuracy_ci95'][0]:.2f}–{s['accuracy_ci95'][1]:.2f}",
+               "95 % CI (readers × images bootstrap)": "{:.2f}–{:.2f}".format(*boot) if s is pooled and boot else "",
                "p vs 50 % (exact)": s["p_value"]}
         if study["mode"] == "single":
             row.update({"sensitivity": s.get("sensitivity"),
@@ -381,7 +463,10 @@ def results_panel(store) -> None:
         rows.append(row)
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     st.caption("Sensitivity: synthetic images called synthetic. Specificity: real images called real. "
-               "Intervals: Wilson 95 %. p: exact two-sided binomial test against 50 %.")
+               "Per-reader intervals: Wilson 95 %. Pooled: the Wilson interval treats every answer as independent "
+               "and is too narrow when several readers judge the same images; the verdict uses the bootstrap "
+               "interval, which resamples readers and images (2000 draws). p: exact two-sided binomial test "
+               "against 50 % (it too treats answers as independent).")
     agreement = result["agreement"]
     kappa = agreement["cohen_kappa"] if agreement["readers"] == 2 else agreement["fleiss_kappa"]
     kind = "Cohen's κ" if agreement["readers"] == 2 else "Fleiss' κ"
@@ -409,3 +494,5 @@ def results_panel(store) -> None:
                 f"accuracy (this study has {pooled['n']}).")
     st.download_button("Download answers (CSV)", store.export_csv(study_id), file_name=f"{study_id}.csv",
                        mime="text/csv", key="review_csv")
+    if not study["closed"]:
+        close_study_control(store, study_id)

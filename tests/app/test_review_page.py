@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -45,6 +46,26 @@ def _click(at, label, timeout=120):
     at.run(timeout=timeout)
 
 
+def _radio(at, label):
+    """A radio by its label: the study's widget keys are opaque tokens, on purpose."""
+    return next(r for r in at.radio if r.label == label)
+
+
+def _answer(at, mode, choice, confidence=3):
+    question = "This image is" if mode == "single" else "Which image is real?"
+    _radio(at, question).set_value(choice)
+    _radio(at, "Confidence" if mode == "single" else "Confidence (optional)").set_value(confidence)
+    _click(at, "Submit answer")
+    assert not at.exception, at.exception
+
+
+def _reader(study_id, name):
+    at = _page("Reader study")
+    at.session_state["review_study"] = study_id
+    at.text_input(key="review_reviewer").set_value(name).run()
+    return at
+
+
 def test_no_runs_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("LATENTBRAIN_RUNS", str(tmp_path / "none"))
     at = _page()
@@ -78,17 +99,17 @@ def test_blinded_study_answers_once_and_resumes(env, mode):
     captions = json.dumps([str(getattr(i, "proto", "")) for i in at.get("image")])
     assert "real" not in captions.lower() and "synthetic" not in captions.lower()
 
-    second_tab = _page("Reader study")  # the same reviewer in another tab, on the same first image
-    second_tab.session_state["review_study"] = study_id
-    second_tab.text_input(key="review_reviewer").set_value("Dr Ann").run()
     item = at.session_state["review_shown"][2]
+    # No key of the page carries the item id: Streamlit writes keys into the DOM as CSS classes.
+    from ui.review import study_keys
+
+    keys = study_keys(StudyStore(env), study_id, "Dr Ann", item)
+    assert keys["answer"] in at.session_state and f"review_answer_{item}" not in at.session_state
+    assert all(re.fullmatch(r"review_(answer|confidence|form)_[0-9a-f]{16}", k) for k in keys.values())
+    second_tab = _reader(study_id, "Dr Ann")  # the same reviewer in another tab, on the same first image
     assert second_tab.session_state["review_shown"][2] == item
     for session, choice in ((at, 0), (second_tab, 1)):
-        session.radio(key=f"review_answer_{item}").set_value(["real", "synthetic"][choice] if mode == "single"
-                                                             else ["left", "right"][choice])
-        session.radio(key=f"review_confidence_{item}").set_value(3)
-        _click(session, "Submit answer")
-        assert not session.exception, session.exception
+        _answer(session, mode, ["real", "synthetic"][choice] if mode == "single" else ["left", "right"][choice])
     store = StudyStore(env)
     rows = store.answers(study_id, "Dr Ann")
     assert [(r["item_id"], r["confidence"]) for r in rows] == [(item, 3)]  # stored once, the first answer
@@ -96,11 +117,53 @@ def test_blinded_study_answers_once_and_resumes(env, mode):
     assert any("already recorded" in i.value for i in second_tab.info)
     # Both sessions moved on; a fresh session with the same name resumes at item 2.
     assert any("Item 2 of 4" in str(p.proto) for p in at.get("progress"))
-    again = _page("Reader study")
-    again.session_state["review_study"] = study_id
-    again.text_input(key="review_reviewer").set_value("Dr Ann").run()
+    again = _reader(study_id, "Dr Ann")
     assert any("Item 2 of 4" in str(p.proto) for p in again.get("progress"))
     assert again.session_state["review_shown"][2] != item
+
+
+def test_results_stay_hidden_until_the_reader_finishes_or_the_study_closes(env):
+    from core.evaluation.study import StudyStore
+
+    store = StudyStore(env)
+    study_id = store.create_study(env / "vae-tiny", "single", n_items=3, real_share=0.5, seed=9)["study_id"]
+    ann = _reader(study_id, "Ann")
+    _answer(ann, "single", "real")
+
+    def results_for(at):
+        at.radio(key="review_view").set_value("Study results").run()
+        at.selectbox(key="review_results_study").set_value(study_id).run()
+        assert not at.exception, at.exception
+        return at
+
+    # Halfway: no verdict, no table, no CSV of the truth; the page says why.
+    results_for(ann)
+    assert any("hidden while it is open" in i.value for i in ann.info)
+    assert not ann.dataframe and not ann.get("download_button")
+    assert not any("Verdict" in m.value for m in ann.markdown)
+    # Finished: this reader sees everything, with both pooled intervals.
+    ann.radio(key="review_view").set_value("Reader study").run()
+    for _ in range(2):
+        _answer(ann, "single", "synthetic")
+    assert any("Done: you answered all 3" in x.value for x in ann.success)
+    results_for(ann)
+    assert any("Verdict" in m.value for m in ann.markdown) and len(ann.get("download_button")) == 1
+    table = ann.dataframe[0].value
+    assert "95 % CI (readers × images bootstrap)" in table.columns and "95 % CI (Wilson)" in table.columns
+    # Another reader who has not finished still sees nothing, until someone closes the study.
+    bob = _reader(study_id, "Bob")
+    results_for(bob)
+    assert any("hidden" in i.value for i in bob.info) and not bob.dataframe
+    close = next(b for b in bob.button if b.label == "Close study")
+    assert close.disabled  # closing is deliberate: the checkbox first
+    bob.checkbox(key="review_close_sure").check().run()
+    _click(bob, "Close study")
+    assert not bob.exception, bob.exception
+    assert store.get_study(study_id)["closed"] is True
+    assert any("Verdict" in m.value for m in bob.markdown) and bob.dataframe
+    # A closed study takes no more answers.
+    bob.radio(key="review_view").set_value("Reader study").run()
+    assert any("is closed" in i.value for i in bob.info) and not [r for r in bob.radio if r.label == "This image is"]
 
 
 def test_odd_reviewer_name_is_refused_and_results_show_the_verdict(env):
