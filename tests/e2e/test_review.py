@@ -69,14 +69,8 @@ def test_two_reviewers_complete_a_blinded_study_at_once(browser, app_url, review
         for step in range(4):
             for k, (_, page) in enumerate(sessions):
                 page.get_by_text(f"Item {step + 1} of 4").wait_for()
-                # Blinding: nothing in image sources, alt texts or captions names the truth.
-                html = page.locator('[data-testid="stMain"]').inner_html().lower()
-                assert "synthetic:" not in html and "sample:" not in html and "test:" not in html
-                images = page.locator('[data-testid="stMain"] img').all()
-                assert len(images) == (1 if mode == "single" else 2)
-                for img in images:
-                    src, alt = img.get_attribute("src") or "", img.get_attribute("alt") or ""
-                    assert "real" not in (src + alt).lower() and "synth" not in (src + alt).lower()
+                # Blinding (the whole page against the truth) is test_blinding.py's job.
+                assert page.locator('[data-testid="stMain"] img').count() == (1 if mode == "single" else 2)
                 answer = ("Real", "Synthetic")[(step + k) % 2] if mode == "single" else ("Left", "Right")[step % 2]
                 _answer(page, mode, answer)
         for _, page in sessions:
@@ -86,7 +80,7 @@ def test_two_reviewers_complete_a_blinded_study_at_once(browser, app_url, review
         assert sorted((r["reviewer"], r["item_id"]) for r in rows) == sorted(
             (name, i) for name in ("Ann", "Bob") for i in range(4))
         page = sessions[0][1]
-        _view(page, "Study results")
+        _view(page, "Study results")  # Ann has answered every item: her results are open to her
         page.get_by_text("Verdict.").wait_for()
         # The results table is a canvas data grid: its cells exist in the DOM but are not "visible".
         page.get_by_text("All readers (pooled)").first.wait_for(state="attached")
