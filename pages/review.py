@@ -69,7 +69,9 @@ try:
                                    "image/png", key="review_png")
                 c2.download_button("Samples stack (NIfTI)", nifti_bytes(samples, f"latentbrain {run} samples seed 0"),
                                    f"{run}-samples.nii.gz", "application/gzip", key="review_nifti")
-            studies = [store.results(s["study_id"]) for s in store.list_studies() if s["run"] == run]
+            # Only closed studies: an open study's figures would tell a reader mid-study how they do.
+            studies = [store.results(s["study_id"]) for s in store.list_studies()
+                       if s["run"] == run and s.get("closed")]
             c3.download_button("Run report (HTML, offline)", html_report(run_dir, evaluation, samples, studies),
                                f"{run}-report.html", "text/html", key="review_html")
 except UserError as exc:
