@@ -34,39 +34,25 @@ def _summary(values) -> dict:
 def run_context(run_dir: str | Path) -> dict:
     """Config, manifest, split arrays and per-slice subjects/sites/positions of a run's dataset.
 
-    Raises UserError when the dataset is gone or has no test images.
+    A view of :class:`core.training.runs.RunData` kept for its callers (use RunData directly):
+    ``{"config", "manifest", "dataset", "train": {...}, "test": {...}}`` where each split is
+    :meth:`core.training.runs.SplitData.as_dict`.  Raises UserError when the dataset is gone
+    or has no training or test images.
     """
-    from core.data.dataset import load_manifest, load_split_images
-    from core.training import runs
+    from core.training.runs import RunData
 
-    run_dir = Path(run_dir)
-    config = runs.read_config(run_dir)
-    dataset = (config.get("dataset") or {}).get("path")
-    if not dataset:
-        raise UserError(f"run {run_dir.name} does not name its dataset in config.json")
-    manifest = load_manifest(dataset)
-    context = {"config": config, "manifest": manifest, "dataset": dataset}
-    subjects_info = manifest.get("subjects") or {}
+    data = RunData.open(run_dir)
+    data.dataset_dir  # noqa: B018 — UserError (DatasetMissing) when it is not recorded or gone
+    dataset = data.dataset_info["path"]
+    context = {"config": data.config, "manifest": data.manifest, "dataset": dataset}
     for split in ("train", "test"):
-        entry = manifest["splits"].get(split)
-        if entry is None or not entry.get("slices"):
+        if not data.has_split(split):
             raise UserError(
                 f"dataset {dataset} has no {split} images: evaluation needs a {split} split "
                 "(rebuild the dataset with a non-zero test fraction)" if split == "test" else
                 f"dataset {dataset} has no training images"
             )
-        images = np.asarray(load_split_images(dataset, split), dtype=np.float32)
-        slices = entry["slices"]
-        subjects = [s[0] for s in slices]
-        context[split] = {
-            "images": images,
-            "subjects": subjects,
-            "positions": np.array([s[1] for s in slices], dtype=np.float32),
-            "sites": [str((subjects_info.get(s) or {}).get("site") or "unknown") for s in subjects],
-            # A conditional model encodes and decodes each slice with its own age, sex, position
-            # (a conditional VQ-VAE accepts them and ignores them: only its prior is conditioned).
-            "conditions": _split_conditions(config, manifest, split),
-        }
+        context[split] = data.split(split).as_dict()
     return context
 
 

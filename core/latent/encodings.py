@@ -7,7 +7,6 @@ pooled code embeddings ``(N, 4*4*D)`` for maps, and a PCA of the continuous enco
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,81 +15,30 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from core.data.dataset import SPLITS, load_manifest, load_split_images
+from core.data.dataset import SPLITS, load_split_images
 from core.errors import UserError
 from core.latent.directions import PCA, fit_pca
+from core.training.runs import META_COLUMNS, DatasetMissing, RunData
 
 __all__ = ["DatasetMissing", "Encodings", "encode_run", "run_dataset", "run_fingerprint", "META_COLUMNS"]
 
-META_COLUMNS = ["row", "split", "index", "subject", "slice", "age", "sex", "site"]
 #: Encoder outputs kept in memory for the VQ-VAE PCA (rows); more are sub-sampled.
 PCA_SAMPLE = 3000
 #: Principal directions kept for a VQ-VAE's encoder output.
 VQ_PCA_K = 32
 
 
-class DatasetMissing(UserError):
-    """The run's dataset folder is gone; ``spec`` (and ``config``) say how to rebuild it."""
-
-    def __init__(self, message: str, spec: dict | None = None, config: dict | None = None):
-        super().__init__(message)
-        self.spec = spec or {}
-        self.config = config or {}
-
-
-def _read_config(run_dir: Path) -> dict:
-    path = run_dir / "config.json"
-    if not path.is_file():
-        raise UserError(f"{run_dir} is not a run folder: config.json is missing")
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise UserError(f"run config {path} is unreadable: {exc}") from exc
-
-
 def run_fingerprint(run_dir: str | Path) -> str:
-    """``"<run name>@<model mtime ns>"``: changes whenever the run's model file is rewritten."""
-    run_dir = Path(run_dir)
-    model = run_dir / "model.keras"
-    if not model.is_file():
-        raise UserError(f"run {run_dir.name} has no model yet (model.keras is missing); "
-                        "wait for its first epoch or train it on the Train page")
-    return f"{run_dir.name}@{model.stat().st_mtime_ns}"
+    """``"<run name>@<model mtime ns>"`` (:attr:`core.training.runs.RunData.fingerprint`)."""
+    return RunData.open(run_dir).fingerprint
 
 
 def run_dataset(run_dir: str | Path) -> tuple[Path, dict]:
-    """(dataset folder, manifest) of a run.  Raises :class:`DatasetMissing` when the cached
-    dataset was deleted (its spec comes with the error so the page can offer a rebuild)."""
-    run_dir = Path(run_dir)
-    config = _read_config(run_dir)
-    info = config.get("dataset") or {}
-    path = info.get("path")
-    if not path:
-        raise UserError(f"run {run_dir.name} does not record its dataset in config.json")
-    folder = Path(path)
-    if not (folder / "manifest.json").is_file():
-        raise DatasetMissing(
-            f"the dataset of run {run_dir.name} ({folder}) is gone from the cache; rebuild it from "
-            f"its spec (axis {info.get('spec', {}).get('axis')}, slices {info.get('spec', {}).get('start')}–"
-            f"{info.get('spec', {}).get('stop')}, {info.get('spec', {}).get('size')} px)",
-            info.get("spec"), config)
-    return folder, load_manifest(folder)
-
-
-def _metadata(manifest: dict) -> pd.DataFrame:
-    subjects = manifest.get("subjects") or {}
-    rows = []
-    for split in SPLITS:
-        entry = manifest["splits"].get(split) or {"slices": []}
-        for i, (subject, index) in enumerate(entry["slices"]):
-            info = subjects.get(subject) or {}
-            age = info.get("age")
-            rows.append({"split": split, "index": i, "subject": str(subject), "slice": int(index),
-                         "age": float(age) if age is not None else np.nan,
-                         "sex": info.get("sex") or "", "site": info.get("site") or ""})
-    table = pd.DataFrame(rows, columns=META_COLUMNS[1:])
-    table.insert(0, "row", np.arange(len(table)))
-    return table
+    """(dataset folder, manifest) of a run (:class:`core.training.runs.RunData`); raises
+    :class:`DatasetMissing` when the cached dataset was deleted (its spec comes with the error
+    so the page can offer a rebuild)."""
+    data = RunData.open(run_dir)
+    return data.dataset_dir, data.manifest
 
 
 def meta_conditions(meta: pd.DataFrame, slice_range) -> np.ndarray:
@@ -114,6 +62,7 @@ class Encodings:
     space (VAE means; VQ-VAE pooled code embeddings); ``space`` ``(N, s)`` float32: where
     attribute directions are fitted (VAE means; VQ-VAE PCA scores of the encoder output).
     VAE: ``log_var``.  VQ-VAE: ``codes`` ``(N, h, w)`` and ``pca`` of the flattened encoder output.
+    ``run``: the run's :class:`~core.training.runs.RunData` (its split arrays are opened once).
     """
 
     run_dir: Path
@@ -128,9 +77,15 @@ class Encodings:
     pca: PCA | None = None
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
+    run: RunData | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.meta)
+
+    def _split_images(self, split: str) -> np.ndarray:
+        if self.run is not None:
+            return self.run.images(split)
+        return load_split_images(self.dataset_dir, split)
 
     def images(self, rows) -> np.ndarray:
         """Real slices ``(n, S, S)`` float32 of global ``rows``."""
@@ -138,7 +93,7 @@ class Encodings:
         out = []
         for r in rows:
             split, index = self.meta.at[int(r), "split"], int(self.meta.at[int(r), "index"])
-            out.append(np.asarray(load_split_images(self.dataset_dir, split)[index], "float32"))
+            out.append(np.asarray(self._split_images(split)[index], "float32"))
         return np.stack(out) if out else np.zeros((0, 1, 1), "float32")
 
     def iter_images(self, batch_size: int = 1024):
@@ -147,7 +102,7 @@ class Encodings:
         for split in SPLITS:
             if not (self.meta["split"] == split).any():
                 continue
-            array = load_split_images(self.dataset_dir, split)
+            array = self._split_images(split)
             for start in range(0, len(array), batch_size):
                 yield np.asarray(array[start : start + batch_size], "float32")
 
@@ -168,26 +123,26 @@ def _pooled(z_q: np.ndarray, cells: int = 4) -> np.ndarray:
     return cut.reshape(n, c, hh, c, ww, d).mean(axis=(2, 4)).reshape(n, -1).astype("float32")
 
 
-def encode_run(run_dir: str | Path, model=None, progress: Callable[[float, str], None] | None = None,
+def encode_run(run: str | Path | RunData, model=None, progress: Callable[[float, str], None] | None = None,
                batch_size: int = 128, pca_sample: int = PCA_SAMPLE) -> Encodings:
     """Encode every slice of the run's dataset with its model (loaded when not given).
 
-    Raises UserError when the run has no model or its dataset is gone (:class:`DatasetMissing`).
+    ``run`` is a run folder or its :class:`~core.training.runs.RunData`.  Raises UserError
+    when the run has no model or its dataset is gone (:class:`DatasetMissing`).
     """
-    from core.training.checkpoints import load_run_model
-
     started = time.perf_counter()
-    run_dir = Path(run_dir)
-    fingerprint = run_fingerprint(run_dir)
-    dataset_dir, manifest = run_dataset(run_dir)
-    model = model if model is not None else load_run_model(run_dir)
-    meta = _metadata(manifest)
+    data = RunData.open(run)
+    run_dir = data.path
+    fingerprint = data.fingerprint
+    dataset_dir = data.dataset_dir
+    model = model if model is not None else data.load_model()
+    meta = data.metadata()
     model_type = "vqvae" if hasattr(model, "code_indices") else "vae"
     say = progress or (lambda f, m: None)
     n = len(meta)
     if n == 0:
         raise UserError(f"the dataset of run {run_dir.name} has no images")
-    arrays = {s: load_split_images(dataset_dir, s) for s in SPLITS}
+    arrays = {s: data.images(s) for s in SPLITS}
     size = getattr(model, "image_size", None)
     first = next(a for a in arrays.values() if len(a))
     if size is not None and first.shape[1] != size:
@@ -213,7 +168,8 @@ def encode_run(run_dir: str | Path, model=None, progress: Callable[[float, str],
             means.append(m)
             log_vars.append(lv)
         mean = np.concatenate(means)
-        enc = Encodings(run_dir, fingerprint, "vae", dataset_dir, meta, mean, mean, log_var=np.concatenate(log_vars))
+        enc = Encodings(run_dir, fingerprint, "vae", dataset_dir, meta, mean, mean,
+                        log_var=np.concatenate(log_vars), run=data)
     else:
         rng = np.random.default_rng(0)
         sample = np.sort(rng.choice(n, size=min(n, pca_sample), replace=False))
@@ -240,7 +196,7 @@ def encode_run(run_dir: str | Path, model=None, progress: Callable[[float, str],
                     z_e = model.encode(batch[mask], batch_size=batch_size)
                     scores[offset + np.flatnonzero(mask)] = pca.transform(z_e)
         enc = Encodings(run_dir, fingerprint, "vqvae", dataset_dir, meta, np.concatenate(pooled), scores,
-                        codes=np.concatenate(codes), pca=pca)
+                        codes=np.concatenate(codes), pca=pca, run=data)
     enc.seconds = time.perf_counter() - started
     say(1.0, f"encoded {n} slices in {enc.seconds:.1f} s")
     return enc

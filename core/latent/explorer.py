@@ -124,7 +124,7 @@ class Explorer:
                        condition: dict | None = None) -> np.ndarray:
         """Continuous latents ``(n, dim)`` of new samples: VAE ``z ~ N(0, T² I)`` (the same draw as
         ``VAE.sample``), or with ``source="aggregate"`` from the run's Gaussian mixture on the
-        training latents (fitted on first use, :func:`core.models.aggregate.attach_run_aggregate`);
+        training latents (fitted on first use, :meth:`core.training.runs.RunData.attach_aggregate`);
         VQ-VAE: codes from its prior (temperature on the logits), looked up.
 
         ``condition`` (a conditional VQ-VAE: default :attr:`condition`) is what its prior draws
@@ -139,9 +139,9 @@ class Explorer:
             if int(n) < 1:
                 raise UserError(f"number of samples must be at least 1, got {n}")
             if self.model.aggregate is None:
-                from core.models.aggregate import attach_run_aggregate
+                from core.training.runs import RunData
 
-                attach_run_aggregate(self.model, self.enc.run_dir)
+                RunData.open(self.enc.run or self.enc.run_dir).attach_aggregate(self.model)
             return np.asarray(self.model.aggregate.sample(int(n), seed, temperature), "float32")
         if not self.can_sample:
             raise UserError("this VQ-VAE's prior is not trained, so it cannot sample; train the prior "

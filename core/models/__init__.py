@@ -41,7 +41,7 @@ _LAZY = {
     "build_pixelcnn_prior": "prior",
     "AggregatePosterior": "aggregate",
     "fit_aggregate_posterior": "aggregate",
-    "attach_run_aggregate": "aggregate",
+    "fit_model_aggregate": "aggregate",
     "build_model": "factory",
     "build_prior": "factory",
 }

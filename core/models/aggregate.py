@@ -7,9 +7,10 @@ to the posterior means ``(N, latent_dim)`` of the training images; :class:`Aggre
 holds its weights, means and covariances as plain arrays, samples with its own seeded NumPy
 generator, and is saved as ``.npz`` (loaded with ``allow_pickle=False``: no pickle ever).
 
+:func:`fit_model_aggregate` encodes images with a VAE and fits the mixture on their means.
 A run keeps its mixture beside the model as ``aggregate_posterior.npz``
-(:func:`attach_run_aggregate` loads it, or fits and writes it on first use), and
-``VAE.sample(n, seed, temperature, source="aggregate")`` draws from it.
+(:meth:`core.training.runs.RunData.attach_aggregate` loads it, or fits and writes it on first
+use), and ``VAE.sample(n, seed, temperature, source="aggregate")`` draws from it.
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ __all__ = [
     "COVARIANCE_TYPES",
     "AggregatePosterior",
     "fit_aggregate_posterior",
-    "attach_run_aggregate",
+    "fit_model_aggregate",
 ]
 
-#: File name of a run's mixture, beside ``model.keras``.
+#: File name of a run's mixture, beside its model (:class:`core.training.runs.RunFolder`).
 AGGREGATE = "aggregate_posterior.npz"
 COVARIANCE_TYPES = ("full", "diag")
 _FORMAT = 1
@@ -170,36 +171,23 @@ def fit_aggregate_posterior(z_means, n_components=10, covariance_type="full", se
     return AggregatePosterior(gmm.weights_, gmm.means_, gmm.covariances_, info=info)
 
 
-def attach_run_aggregate(model, run_dir, n_components=10, covariance_type="full", refit=False):
-    """Attach the run's mixture to its VAE ``model``, fitting and writing it on first use.
+def fit_model_aggregate(model, images, condition=None, n_components=10, covariance_type="full",
+                        seed=0) -> AggregatePosterior:
+    """Fit the aggregate posterior of VAE ``model`` on ``images`` ``(N, S, S[, 1])``.
 
-    The mixture is fitted on the posterior means of the run's training split (the dataset
-    named in ``config.json``) and saved as ``run_dir/aggregate_posterior.npz``.  A file older
-    than ``model.keras`` (the model trained on since) is refitted.  Returns the mixture.
+    The images are encoded (a conditional VAE with each image's ``condition``) and a mixture
+    is fitted on the posterior means (:func:`fit_aggregate_posterior`).  Reading a run's
+    training images and keeping the mixture beside its model is the run's business
+    (:meth:`core.training.runs.RunData.attach_aggregate`).
     """
-    from core.data.dataset import load_split_images
+    z_mean, _ = model.encode(np.asarray(images), condition=condition)
+    return fit_aggregate_posterior(z_mean, n_components, covariance_type, seed=seed)
 
-    run_dir = Path(run_dir)
-    path = run_dir / AGGREGATE
-    model_path = run_dir / "model.keras"
-    stale = path.is_file() and model_path.is_file() and path.stat().st_mtime < model_path.stat().st_mtime
-    if path.is_file() and not (refit or stale):
-        mixture = AggregatePosterior.load(path)
-    else:
-        try:
-            config = json.loads((run_dir / "config.json").read_text())
-            dataset = config["dataset"]["path"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise UserError(f"run {run_dir.name} names no readable dataset in config.json ({exc})") from exc
-        condition = None
-        if getattr(model, "conditional", False):  # a conditional VAE encodes (image, its condition)
-            from core.data.dataset import load_manifest
-            from core.models.conditions import dataset_conditions
 
-            condition = dataset_conditions(load_manifest(dataset), "train")
-        z_mean, _ = model.encode(np.asarray(load_split_images(dataset, "train")), condition=condition)
-        mixture = fit_aggregate_posterior(z_mean, n_components, covariance_type,
-                                          seed=int(config.get("seed") or 0))
-        mixture.save(path)
-    model.attach_aggregate(mixture)
-    return mixture
+def attach_run_aggregate(model, run_dir, n_components=10, covariance_type="full", refit=False):
+    """Deprecated alias of :func:`core.training.runs.attach_run_aggregate` (models do not read run
+    folders).  Kept only until ``core.evaluation.run.evaluate_run`` takes the run's
+    :class:`~core.training.runs.RunData`; then delete it."""
+    from core.training.runs import attach_run_aggregate as attach
+
+    return attach(model, run_dir, n_components, covariance_type, refit)

@@ -313,7 +313,7 @@ class VAE(keras.Model):
             if self.aggregate is None:
                 raise UserError(
                     "this VAE has no aggregate posterior attached; fit one first "
-                    "(core.models.aggregate.attach_run_aggregate)"
+                    "(core.training.runs.RunData.attach_aggregate)"
                 )
             return self.decode(self.aggregate.sample(n, seed, temperature), condition=condition)
         rng = np.random.default_rng(seed)

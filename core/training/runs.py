@@ -18,6 +18,12 @@ Every JSON file a reader may see mid-write is replaced atomically (:mod:`core.at
 kill never leaves a half-written config, status or resume point behind.  The module-level
 functions (``read_config``, ``read_status``, ``read_metrics``, ``list_runs``...) are thin
 shortcuts over :class:`RunFolder` for callers that hold a path.
+
+:class:`RunData` is what every *reader* of a trained run goes through (training, evaluation,
+the latent explorer, the pages, the CLI, the benchmarks): the run's config, its dataset
+(folder, manifest, split arrays, per-slice metadata and conditions), a stamp of its model
+files for caches, the model itself and the aggregate posterior kept beside it.  Nothing
+else opens a run's dataset or model by hand.
 """
 
 from __future__ import annotations
@@ -31,17 +37,25 @@ import re
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from core import settings
 from core.atomic import read_json, write_json_atomic, write_text_atomic
 from core.errors import UserError
 from core.processes import pid_alive
-from core.training.checkpoints import MODEL, PRIOR
+from core.models.aggregate import AGGREGATE
+from core.training.checkpoints import MODEL, PRIOR, load_run_model, model_stamp
 
 __all__ = [
+    "RunData",
+    "SplitData",
+    "DatasetMissing",
+    "META_COLUMNS",
+    "attach_run_aggregate",
     "STATES",
     "ACTIVE_STATES",
     "RunFolder",
@@ -217,6 +231,10 @@ class RunFolder:
     @property
     def prior_path(self) -> Path:
         return self.path / PRIOR
+
+    @property
+    def aggregate_path(self) -> Path:
+        return self.path / AGGREGATE
 
     @property
     def samples_dir(self) -> Path:
@@ -624,3 +642,282 @@ def list_runs(runs_dir: str | Path | None = None) -> list[dict]:
         except UserError:
             continue
     return sorted(rows, key=lambda r: r["created"] or r["updated"], reverse=True)
+
+
+# ---------------------------------------------------------------------------- run data
+#: Columns of :meth:`RunData.metadata`: one row per slice in global row order (train, val, test).
+META_COLUMNS = ["row", "split", "index", "subject", "slice", "age", "sex", "site"]
+
+
+class DatasetMissing(UserError):
+    """The run's dataset folder is gone; ``spec`` (and ``config``) say how to rebuild it."""
+
+    def __init__(self, message: str, spec: dict | None = None, config: dict | None = None):
+        super().__init__(message)
+        self.spec = spec or {}
+        self.config = config or {}
+
+
+@dataclass(frozen=True, eq=False)
+class SplitData:
+    """One split of a run's dataset, in image order.
+
+    ``images`` ``(N, S, S)`` float32 in [0, 1] (backed by the memory-mapped cache file);
+    ``subjects`` and ``sites`` one string per slice; ``positions`` the slice indices as
+    float32; ``conditions`` ``(N, 3)`` condition vectors of a conditional run, else None.
+    """
+
+    name: str
+    images: np.ndarray
+    subjects: list
+    positions: np.ndarray
+    sites: list
+    conditions: np.ndarray | None
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def as_dict(self) -> dict:
+        """The split as :func:`core.evaluation.run.run_context` has always returned it."""
+        return {"images": self.images, "subjects": self.subjects, "positions": self.positions,
+                "sites": self.sites, "conditions": self.conditions}
+
+
+class RunData:
+    """Everything a reader takes from a run folder: the one owner of a run's data.
+
+    ``RunData.open(run_dir)`` reads the config (nothing else); the dataset's manifest, each
+    split's arrays, the per-slice metadata and conditions are read on first use and kept on
+    the instance.  The model files are never cached here: :attr:`stamp` and :attr:`status`
+    are read afresh on every access, and :meth:`load_model` loads the current model.
+    Callers that cache (the pages) key on ``(path, stamp)``.
+
+    Errors are :class:`UserError` with a readable message: not a run folder, unreadable
+    config, no model yet, dataset not recorded; :class:`DatasetMissing` (a UserError that
+    carries the dataset's spec, so the Latent page can offer a rebuild) when the dataset's
+    folder is gone from the cache.
+    """
+
+    def __init__(self, folder: RunFolder, config: dict):
+        self.folder = folder
+        self.config = config
+        self._manifest: dict | None = None
+        self._images: dict = {}
+        self._splits: dict = {}
+        self._conditions: dict = {}
+        self._meta: pd.DataFrame | None = None
+
+    @classmethod
+    def open(cls, run: "str | Path | RunFolder | RunData") -> "RunData":
+        """The run in folder ``run`` (a path or a :class:`RunFolder`; a RunData is returned as is).
+
+        Raises UserError when the folder is not a run (``config.json`` missing) or its config
+        is unreadable or incomplete.
+        """
+        if isinstance(run, RunData):
+            return run
+        folder = run if isinstance(run, RunFolder) else RunFolder(run)
+        return cls(folder, folder.read_config())
+
+    def __repr__(self) -> str:
+        return f"RunData({str(self.path)!r})"
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    # ------------------------------------------------------------------ the run
+    @property
+    def path(self) -> Path:
+        return self.folder.path
+
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+    @property
+    def model_type(self) -> str:
+        """``"vae"`` or ``"vqvae"``."""
+        return self.config["model_type"]
+
+    @property
+    def conditional(self) -> bool:
+        """Whether the model is conditioned on age, sex and slice position."""
+        return bool(self.config.get("conditional"))
+
+    @property
+    def status(self) -> dict:
+        """The run's status, read now (:meth:`RunFolder.read_status`)."""
+        return self.folder.read_status()
+
+    # ------------------------------------------------------------------ the model
+    @property
+    def stamp(self) -> tuple[int, int]:
+        """``(model mtime ns, prior mtime ns)``, 0 for a missing file; read now.
+
+        The cache key of anything made from the saved model: it changes when training writes
+        a new model, or a VQ-VAE's prior appears or is rewritten.
+        """
+        return model_stamp(self.path)
+
+    def has_model(self) -> bool:
+        """Whether the run has saved a model yet."""
+        return self.folder.model_path.is_file()
+
+    @property
+    def fingerprint(self) -> str:
+        """``"<run name>@<model mtime ns>"``: names the model a view or encoding was made with.
+
+        Raises UserError when the run has no model yet.
+        """
+        if not self.has_model():
+            raise UserError(f"run {self.name} has no model yet ({MODEL} is missing); "
+                            "wait for its first epoch or train it on the Train page")
+        return f"{self.name}@{self.stamp[0]}"
+
+    def load_model(self, compile: bool = False):
+        """The run's latest model, a VQ-VAE with its prior attached when there is one
+        (:func:`core.training.checkpoints.load_run_model`); UserError without a model."""
+        return load_run_model(self.path, compile=compile)
+
+    # ------------------------------------------------------------------ the dataset
+    @property
+    def dataset_info(self) -> dict:
+        """The config's ``dataset`` entry: path, hash, spec, fractions, seed."""
+        return self.config.get("dataset") or {}
+
+    @property
+    def dataset_dir(self) -> Path:
+        """The dataset folder the run was trained on.
+
+        Raises UserError when the config names none, :class:`DatasetMissing` when the folder
+        (its ``manifest.json``) is gone.
+        """
+        info = self.dataset_info
+        path = info.get("path")
+        if not path:
+            raise UserError(f"run {self.name} does not record its dataset in {CONFIG}")
+        folder = Path(path)
+        if not (folder / "manifest.json").is_file():
+            spec = info.get("spec") or {}
+            raise DatasetMissing(
+                f"the dataset of run {self.name} ({folder}) is gone from the cache; rebuild it from "
+                f"its spec (axis {spec.get('axis')}, slices {spec.get('start')}–{spec.get('stop')}, "
+                f"{spec.get('size')} px)", info.get("spec"), self.config)
+        return folder
+
+    @property
+    def manifest(self) -> dict:
+        """The dataset's manifest (read once)."""
+        if self._manifest is None:
+            from core.data.dataset import load_manifest
+
+            self._manifest = load_manifest(self.dataset_dir)
+        return self._manifest
+
+    def check_dataset(self) -> dict:
+        """The manifest, after checking it is the dataset the run was made on (same hash) with
+        the run's image size; UserError otherwise."""
+        manifest, info = self.manifest, self.dataset_info
+        if manifest["hash"] != info.get("hash"):
+            raise UserError(f"dataset {info.get('path')} changed since run {self.name} was created "
+                            f"(hash {manifest['hash']} != {info.get('hash')})")
+        if "image_size" in self.config and int(manifest["spec"]["size"]) != int(self.config["image_size"]):
+            raise UserError(f"dataset images are {manifest['spec']['size']} px, run {self.name} expects "
+                            f"{self.config['image_size']} px")
+        return manifest
+
+    def has_split(self, split: str) -> bool:
+        """Whether the dataset has ``split`` with at least one slice."""
+        entry = self.manifest["splits"].get(split)
+        return bool(entry and entry.get("slices"))
+
+    def images(self, split: str) -> np.ndarray:
+        """``(N, S, S)`` float32 images of ``split``, memory-mapped (read when indexed); kept."""
+        if split not in self._images:
+            from core.data.dataset import load_split_images
+
+            self.manifest  # noqa: B018 — DatasetMissing before load_split_images' own message
+            self._images[split] = load_split_images(self.dataset_dir, split)
+        return self._images[split]
+
+    def conditions(self, split: str) -> np.ndarray | None:
+        """``(N, 3)`` condition vectors (age, sex, slice position) of ``split``'s slices for a
+        conditional run, None otherwise; UserError where a subject lacks age or sex."""
+        if not self.conditional:
+            return None
+        if split not in self._conditions:
+            from core.models.conditions import dataset_conditions
+
+            self._conditions[split] = dataset_conditions(self.manifest, split)
+        return self._conditions[split]
+
+    def split(self, name: str) -> SplitData:
+        """Images, subjects, slice positions, sites and conditions of split ``name`` (kept)."""
+        if name not in self._splits:
+            manifest = self.manifest
+            info = manifest.get("subjects") or {}
+            entry = manifest["splits"].get(name) or {"slices": []}
+            slices = entry.get("slices") or []
+            subjects = [s[0] for s in slices]
+            self._splits[name] = SplitData(
+                name=name,
+                images=np.asarray(self.images(name), dtype=np.float32),
+                subjects=subjects,
+                positions=np.array([s[1] for s in slices], dtype=np.float32),
+                sites=[str((info.get(s) or {}).get("site") or "unknown") for s in subjects],
+                conditions=self.conditions(name),
+            )
+        return self._splits[name]
+
+    def metadata(self) -> pd.DataFrame:
+        """One row per slice of every split (global row order: train, val, test) with
+        :data:`META_COLUMNS`: row, split, index in its split, subject, slice, age, sex, site.
+        A copy of the kept table (callers may add columns)."""
+        if self._meta is None:
+            from core.data.dataset import SPLITS
+
+            subjects = self.manifest.get("subjects") or {}
+            rows = []
+            for split in SPLITS:
+                entry = self.manifest["splits"].get(split) or {"slices": []}
+                for i, (subject, index) in enumerate(entry["slices"]):
+                    info = subjects.get(subject) or {}
+                    age = info.get("age")
+                    rows.append({"split": split, "index": i, "subject": str(subject), "slice": int(index),
+                                 "age": float(age) if age is not None else np.nan,
+                                 "sex": info.get("sex") or "", "site": info.get("site") or ""})
+            table = pd.DataFrame(rows, columns=META_COLUMNS[1:])
+            table.insert(0, "row", np.arange(len(table)))
+            self._meta = table
+        return self._meta.copy()
+
+    # ------------------------------------------------------------------ aggregate posterior
+    def attach_aggregate(self, model, n_components: int = 10, covariance_type: str = "full",
+                         refit: bool = False):
+        """Attach the run's aggregate posterior to its VAE ``model``; returns the mixture.
+
+        Read from ``aggregate_posterior.npz`` beside the model, or fitted on the posterior
+        means of the training split (:func:`core.models.aggregate.fit_model_aggregate`, seeded
+        with the run's seed) and written there when missing, when ``refit``, or when older than
+        the model (trained on since).
+        """
+        from core.models.aggregate import AggregatePosterior, fit_model_aggregate
+
+        path = self.folder.aggregate_path
+        model_ns = self.stamp[0]
+        stale = path.is_file() and model_ns and path.stat().st_mtime_ns < model_ns
+        if path.is_file() and not (refit or stale):
+            mixture = AggregatePosterior.load(path)
+        else:
+            condition = self.conditions("train") if getattr(model, "conditional", False) else None
+            mixture = fit_model_aggregate(model, self.images("train"), condition, n_components,
+                                          covariance_type, seed=int(self.config.get("seed") or 0))
+            mixture.save(path)
+        model.attach_aggregate(mixture)
+        return mixture
+
+
+def attach_run_aggregate(model, run, n_components: int = 10, covariance_type: str = "full",
+                         refit: bool = False):
+    """:meth:`RunData.attach_aggregate` of run ``run`` (a folder or a RunData)."""
+    return RunData.open(run).attach_aggregate(model, n_components, covariance_type, refit)

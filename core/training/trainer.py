@@ -23,7 +23,7 @@ import numpy as np
 
 from core.errors import UserError
 from core.training import checkpoints
-from core.training.runs import PRIOR_METRICS, RunFolder
+from core.training.runs import PRIOR_METRICS, RunData, RunFolder
 
 __all__ = ["train_run", "image_dataset", "index_dataset", "fixed_slices", "grid_conditions"]
 
@@ -187,13 +187,13 @@ def train_run(run_dir: str | Path, resume: bool = False, progress: Callable | No
         UserError: locked run, changed or corrupt dataset, bad config...  The status says
         ``failed`` with the message; the last good model is kept.
     """
-    run = RunFolder(run_dir)
-    config = run.read_config()
+    data = RunData.open(run_dir)
+    run = data.folder
     run.acquire_lock()
     logger, handler = _run_logger(run)
     try:
         with _sigterm_cancels(run):
-            return _train_locked(run, config, resume, progress, logger)
+            return _train_locked(data, resume, progress, logger)
     except KeyboardInterrupt:
         run.write_status("cancelled", pid=os.getpid(), message="interrupted (Ctrl-C); resume to continue")
         logger.info("interrupted by Ctrl-C")
@@ -213,10 +213,10 @@ def train_run(run_dir: str | Path, resume: bool = False, progress: Callable | No
         run.release_lock()
 
 
-def _train_locked(run: RunFolder, config, resume, progress, logger) -> dict:
-    from core.data.dataset import load_manifest, load_split_images
+def _train_locked(data: RunData, resume, progress, logger) -> dict:
     from core.training.device import setup_device
 
+    run, config = data.folder, data.config
     state = run.read_resume()
     if state and not resume:
         raise UserError(
@@ -224,22 +224,13 @@ def _train_locked(run: RunFolder, config, resume, progress, logger) -> dict:
         )
     _drop_old_cancel_flag(run)
 
-    dataset = config.get("dataset") or {}
-    manifest = load_manifest(dataset.get("path", ""))
-    if manifest["hash"] != dataset.get("hash"):
-        raise UserError(
-            f"dataset {dataset.get('path')} changed since run {run.name} was created "
-            f"(hash {manifest['hash']} != {dataset.get('hash')})"
-        )
-    if int(manifest["spec"]["size"]) != int(config["image_size"]):
-        raise UserError(
-            f"dataset images are {manifest['spec']['size']} px, run {run.name} expects {config['image_size']} px"
-        )
-    train = load_split_images(dataset["path"], "train")
-    val = load_split_images(dataset["path"], "val")
+    dataset = data.dataset_info
+    data.check_dataset()
+    train = data.images("train")
+    val = data.images("val")
     if len(train) < config["batch_size"]:
         raise UserError(f"batch_size ({config['batch_size']}) is larger than the training set ({len(train)} images)")
-    conditions = _conditions(config, manifest) if config.get("conditional") else None
+    conditions = _conditions(data) if data.conditional else None
 
     setup = setup_device(config.get("mixed_precision", False))
     run.write_status("running", pid=os.getpid(), device=setup.description,
@@ -284,17 +275,16 @@ def grid_conditions(slice_range, ncols: int = 8) -> list[dict]:
             + [{"age": 75, "sex": "M", "slice": s} for s in slices])
 
 
-def _conditions(config, manifest) -> dict:
+def _conditions(data: RunData) -> dict:
     """Condition vectors of the train and val slices of a conditional run, read (and refused
     with a UserError if demographics are missing) before any training starts."""
-    from core.models.conditions import dataset_conditions
-
+    config, manifest = data.config, data.manifest
     spec_range = [int(manifest["spec"]["start"]), int(manifest["spec"]["stop"])]
     if list(config.get("slice_range") or spec_range) != spec_range:
         raise UserError(f"run slice_range {config['slice_range']} does not match the dataset's {spec_range}")
     config["slice_range"] = spec_range
     try:
-        return {split: dataset_conditions(manifest, split) for split in ("train", "val")}
+        return {split: data.conditions(split) for split in ("train", "val")}
     except UserError as exc:
         raise UserError(f"conditional=true needs the age and sex of every subject: {exc}") from exc
 

@@ -11,8 +11,8 @@ from core.models import build_vae
 from core.models.aggregate import (
     AGGREGATE,
     AggregatePosterior,
-    attach_run_aggregate,
     fit_aggregate_posterior,
+    fit_model_aggregate,
 )
 
 
@@ -113,23 +113,15 @@ def test_vae_samples_from_the_attached_mixture(tiny_vae_config):
     assert not np.array_equal(out, vae.sample(4, seed=5))  # the default is still N(0, I)
 
 
-def test_attach_run_aggregate_fits_writes_and_reloads(tmp_path, tiny_vae_config, blobs32):
-    from helpers import make_tiny_dataset
-
-    dataset = make_tiny_dataset(tmp_path / "ds", size=32)
-    run = tmp_path / "run"
-    run.mkdir()
+def test_fit_model_aggregate_encodes_fits_and_survives_a_reload(tmp_path, tiny_vae_config, blobs32):
+    # Reading a run's images and keeping the file beside its model: tests/unit/training/test_run_data.py.
     vae = build_vae(tiny_vae_config)
-    vae.save(run / "model.keras")
-    (run / "config.json").write_text(json.dumps({"seed": 0, "dataset": {"path": str(dataset)}}))
-    g = attach_run_aggregate(vae, run, n_components=3)
-    assert (run / AGGREGATE).is_file() and g.info["n_fitted"] == 48 and g.n_components == 3
-    loaded = keras.saving.load_model(run / "model.keras", safe_mode=True)
+    g = fit_model_aggregate(vae, blobs32[..., 0], n_components=3, seed=0)
+    assert g.info["n_fitted"] == 64 and g.n_components == 3 and g.latent_dim == 8
+    vae.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
     assert loaded.aggregate is None  # the mixture is not inside the .keras file
-    again = attach_run_aggregate(loaded, run)  # read from the file, not refitted
-    np.testing.assert_array_equal(again.means, g.means)
+    vae.attach_aggregate(g)
+    loaded.attach_aggregate(AggregatePosterior.load(g.save(tmp_path / AGGREGATE)))
     np.testing.assert_array_equal(loaded.sample(3, seed=1, source="aggregate"),
                                   vae.sample(3, seed=1, source="aggregate"))
-    (run / "config.json").write_text("{}")
-    with pytest.raises(UserError, match="dataset"):
-        attach_run_aggregate(loaded, run, refit=True)

@@ -60,7 +60,7 @@ def test_conditional_run_trains_and_obeys_the_slice(conditional_run):
 
 
 def test_aggregate_posterior_on_a_conditional_run(conditional_run):
-    from core.models.aggregate import attach_run_aggregate
+    from core.training.runs import attach_run_aggregate
 
     model = checkpoints.load_run_model(conditional_run)
     mixture = attach_run_aggregate(model, conditional_run, n_components=3)
