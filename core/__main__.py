@@ -17,10 +17,12 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     # Each part of the library registers its own sub-commands, so this file stays a router.
     from core.data import cli as data_cli
+    from core.evaluation import cli as evaluation_cli
     from core.training import cli as training_cli
 
     data_cli.register(commands)
     training_cli.register(commands)
+    evaluation_cli.register(commands)
     return parser
 
 
