@@ -32,26 +32,28 @@ def runs_with_model() -> list[dict]:
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
-def _explorer(run_dir: str, mtime: int, prior_mtime: int):
+def _explorer(run_dir: str, stamp: tuple[int, int]):
     from core.latent import Explorer, encode_run
-    from core.training.checkpoints import load_run_model
+    from core.training.runs import RunData
 
-    model = load_run_model(run_dir)
-    ex = Explorer(model, encode_run(run_dir, model))
+    data = RunData.open(run_dir)
+    model = data.load_model()
+    ex = Explorer(model, encode_run(data, model))
     # what cached samples depend on: the model file and, for a VQ-VAE, the prior it samples with
-    ex.sample_key = f"{ex.enc.fingerprint}|prior@{prior_mtime}"
+    ex.sample_key = f"{ex.enc.fingerprint}|prior@{stamp[1]}"
     return ex
 
 
 def explorer(run_dir: str):
-    """The run's :class:`core.latent.Explorer`, cached per run folder and model file mtime.
+    """The run's :class:`core.latent.Explorer`, cached per run folder and model stamp
+    (:attr:`core.training.runs.RunData.stamp`).
 
-    A VQ-VAE's ``prior.keras`` is written after the model (once per prior epoch): its mtime is
-    part of the key, so a prior that appears while the page is open turns sampling on."""
+    A VQ-VAE's prior is written after the model (once per prior epoch): it is part of the stamp,
+    so a prior that appears while the page is open turns sampling on."""
     with st.spinner("Loading the model and encoding every slice of its dataset (once per model file)…"):
-        from core.training.checkpoints import model_stamp
+        from core.training.runs import RunData
 
-        return _explorer(str(run_dir), *model_stamp(run_dir))
+        return _explorer(str(run_dir), RunData.open(run_dir).stamp)
 
 
 def prior_note(run: dict) -> str | None:

@@ -12,7 +12,7 @@ import streamlit as st
 from core.errors import UserError
 from core.models.presets import KL_SCHEDULES, get_preset
 from core.training import jobs, runs
-from core.training.checkpoints import has_model, model_stamp
+from core.training.runs import RunData
 from core.viz import curves as plots
 from core.viz.images import display_upscale, grid_png
 from ui import state
@@ -169,16 +169,14 @@ def run_panel(run_dir: Path) -> None:
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
-def _trained_model(run_dir: str, model_mtime: int, prior_mtime: int):
-    """The run's saved model (a VQ-VAE with its prior), cached per model and prior file."""
-    from core.training.checkpoints import load_run_model
-
-    return load_run_model(run_dir)
+def _trained_model(run_dir: str, stamp: tuple[int, int]):
+    """The run's saved model (a VQ-VAE with its prior), cached per :attr:`RunData.stamp`."""
+    return RunData.open(run_dir).load_model()
 
 
 @st.cache_data(max_entries=16, show_spinner="Sampling…")
-def _sample_grid(run_dir: str, model_mtime: int, prior_mtime: int, seed: int, condition: tuple | None) -> bytes:
-    model = _trained_model(run_dir, model_mtime, prior_mtime)
+def _sample_grid(run_dir: str, stamp: tuple[int, int], seed: int, condition: tuple | None) -> bytes:
+    model = _trained_model(run_dir, stamp)
     images = np.asarray(model.sample(SAMPLE_GRID_N, seed=seed, condition=None if condition is None else dict(condition)))
     return grid_png(images[..., 0], ncols=8, upscale=display_upscale(model.image_size))
 
@@ -187,12 +185,12 @@ def sample_panel(run_dir: Path) -> None:
     """On request, a grid of samples of a run that is not training; a conditional run's samples are
     asked for the age, sex and slice position picked here (the grids above use fixed ones)."""
     try:
-        config = runs.read_config(run_dir)
+        data = RunData.open(run_dir)
     except UserError:
         return  # run_panel already said why
-    if not has_model(run_dir):
+    if not data.has_model():
         return
-    conditional = bool(config.get("conditional"))
+    config, conditional = data.config, data.conditional
     name = run_dir.name
     if not st.toggle("Draw samples" + (" for an age, sex and slice position" if conditional else ""),
                      key=state.run_widget("sample", name),
@@ -212,7 +210,7 @@ def sample_panel(run_dir: Path) -> None:
                                   help=f"Slice index in the dataset's range {start}–{stop - 1}.")
         condition = (("age", int(age)), ("sex", sex), ("slice", int(index)))
     try:
-        png = _sample_grid(str(run_dir), *model_stamp(run_dir), seed, condition)
+        png = _sample_grid(str(run_dir), data.stamp, seed, condition)
     except UserError as exc:
         st.error(str(exc))
         return
