@@ -31,7 +31,7 @@ def _pick_run(run: str | None) -> Path:
     if run:
         return Path(run)
     for row in runs.list_runs():
-        if row.get("preset") == "demo" and (Path(row["path"]) / "model.keras").is_file():
+        if row.get("preset") == "demo" and runs.RunData.open(row["path"]).has_model():
             return Path(row["path"])
     raise SystemExit("no trained demo run found: pass --run RUN_DIR")
 

@@ -63,9 +63,9 @@ def slider_ms(run: str | None, n: int) -> tuple[dict, str]:
     from core.viz.latent import compare_png
 
     if run:
-        from core.training.checkpoints import load_run_model
+        from core.training.runs import RunData
 
-        model, what = load_run_model(run), f"trained run {Path(run).name}"
+        model, what = RunData.open(run).load_model(), f"trained run {Path(run).name}"
     else:
         from core.models import build_model, get_preset
 

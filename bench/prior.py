@@ -39,14 +39,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from core.data.dataset import load_manifest, load_split_images  # noqa: E402
+from core.data.dataset import load_manifest  # noqa: E402
 from core.evaluation.blotches import BlotchDetector  # noqa: E402
 from core.evaluation.c2st import classifier_two_sample_test  # noqa: E402
 from core.evaluation.distances import frechet_distance  # noqa: E402
 from core.evaluation.features import train_slice_position_net  # noqa: E402
 from core.models import build_prior  # noqa: E402
 from core.models.prior import raster_reach  # noqa: E402
-from core.training.checkpoints import load_run_model  # noqa: E402
+from core.training.runs import RunData  # noqa: E402
 from core.training.trainer import index_dataset  # noqa: E402
 
 #: name -> (prior_layers, prior_kernel_size); the first is the baseline (the old demo prior).
@@ -124,10 +124,11 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-prior-") as tmp:
         run_dir = Path(tmp) / args.run.name
         shutil.copytree(args.run, run_dir, ignore=shutil.ignore_patterns("samples", "tensorboard"))
-        config = json.loads((run_dir / "config.json").read_text())
-        vq = load_run_model(run_dir)
-    dataset = Path(config["dataset"]["path"])
-    split = {s: np.asarray(load_split_images(dataset, s)) for s in ("train", "val", "test")}
+        data = RunData.open(run_dir)
+        config = data.config
+        vq = data.load_model()
+    dataset = data.dataset_dir
+    split = {s: np.asarray(data.images(s)) for s in ("train", "val", "test")}
     t0 = time.perf_counter()
     codes = {s: vq.code_indices(x[..., None]) for s, x in split.items()}
     grid = codes["train"].shape[1]

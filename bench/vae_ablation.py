@@ -44,9 +44,8 @@ from core.settings import cache_dir  # noqa: E402
 from core.evaluation import compute_psnr, compute_ssim  # noqa: E402
 from core.evaluation.run import evaluate_run  # noqa: E402
 from core.models import active_units, kl_per_unit  # noqa: E402
-from core.training.checkpoints import load_run_model  # noqa: E402
 from core.training.config import make_config  # noqa: E402
-from core.training.runs import RunFolder  # noqa: E402
+from core.training.runs import RunData, RunFolder  # noqa: E402
 from core.training.trainer import train_run  # noqa: E402
 from core.viz.images import grid_png  # noqa: E402
 
@@ -60,7 +59,7 @@ VARIANTS = {
 
 
 def test_ssim(run_dir: Path, test: np.ndarray) -> tuple[float, float]:
-    model = load_run_model(run_dir)
+    model = RunData.open(run_dir).load_model()
     recon = np.asarray(model.reconstruct(test))[..., 0]
     return float(compute_ssim(test, recon).mean()), float(compute_psnr(test, recon).mean())
 
@@ -79,7 +78,7 @@ def train_to(run_dir: Path, epochs: int, chunk: int, test: np.ndarray, curve: li
 
 def measure(run_dir: Path, test: np.ndarray, n_samples: int, train: np.ndarray) -> dict:
     ev = evaluate_run(run_dir, n_samples=n_samples, write=True)
-    model = load_run_model(run_dir)
+    model = RunData.open(run_dir).load_model()
     kl = kl_per_unit(model, test)
     return {
         "ssim": ev["ssim"]["mean"], "psnr_db": ev["psnr"]["mean"],
@@ -173,14 +172,14 @@ def main(argv=None) -> int:
         rows[name] = {"epochs": args.epochs, "train_s": train_s, "load_1min": os.getloadavg()[0],
                       **measure(run_dir, test, args.n_samples, train)}
         (args.out / f"samples_{name}.png").write_bytes(
-            grid_png(load_run_model(run_dir).sample(32, seed=0)[..., 0], ncols=8))
+            grid_png(RunData.open(run_dir).load_model().sample(32, seed=0)[..., 0], ncols=8))
         if name == "beta1" and args.long_epochs > args.epochs:
             train_to(run_dir, args.long_epochs, args.chunk, test, curves[name])
             long_name = f"beta1_{args.long_epochs}ep"
             rows[long_name] = {"epochs": args.long_epochs, "train_s": time.perf_counter() - started,
                                "load_1min": os.getloadavg()[0], **measure(run_dir, test, args.n_samples, train)}
             (args.out / f"samples_{long_name}.png").write_bytes(
-                grid_png(load_run_model(run_dir).sample(32, seed=0)[..., 0], ncols=8))
+                grid_png(RunData.open(run_dir).load_model().sample(32, seed=0)[..., 0], ncols=8))
         print(f"  {name}: done in {time.perf_counter() - started:.0f} s", flush=True)
         (args.out / "partial.json").write_text(json.dumps({"rows": rows, "curves": curves}, indent=1))
 

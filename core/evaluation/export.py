@@ -111,13 +111,13 @@ METRIC_ROWS = [
 def html_report(run_dir: str | Path, evaluation: dict | None = None, samples=None,
                 study_results: list[dict] | None = None) -> str:
     """A self-contained HTML page (opens offline): curves, metrics, sample grid, reader-study results."""
-    from core.training import runs
+    from core.training.runs import RunData
     from core.viz.curves import loss_figure
 
     run_dir = Path(run_dir)
-    config = runs.read_config(run_dir)
-    status = runs.read_status(run_dir)
-    metrics = runs.read_metrics(run_dir)
+    data = RunData.open(run_dir)
+    config, status = data.config, data.status
+    metrics = data.folder.read_metrics()
     parts = [f"<h1>latentbrain run {html.escape(run_dir.name)}</h1>",
              f"<p>{html.escape(str(config.get('model_type')))} · preset {html.escape(str(config.get('preset')))}"
              f" · state {html.escape(str(status.get('state')))} · epoch {html.escape(str(status.get('epoch')))}"
