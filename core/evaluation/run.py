@@ -1,9 +1,16 @@
 """Evaluate a trained run on its dataset and write ``RUN_DIR/evaluation.json``.
 
-Every figure is measured on subjects the model never saw (the test split), or on samples
-drawn from the model, with fixed seeds.  The keys ``ssim``, ``psnr``, ``ms_ssim_synthetic``,
-``ms_ssim_real``, ``frechet``, ``c2st`` and ``n_samples`` are the stable contract of
-``design.md``; the rest is detail.
+Reconstructions are measured on the test subjects; every sample figure is set against the
+**held-out** subjects (validation + test, never trained on), beside a real-vs-real baseline
+that splits real slices by subject, matches the compared sample size and reports a spread
+(:mod:`core.evaluation.baselines`).  The two-sample test is run three times: against held-out
+subjects (the headline), against training slices (a memorisation signal when much lower) and
+real against real; near-copies sit beside it, and :func:`verdict` calls samples
+indistinguishable only when both the test and the near-copies are within the real baseline.
+
+The keys ``ssim``, ``psnr``, ``ms_ssim_synthetic``, ``ms_ssim_real``, ``frechet``, ``c2st``,
+``memorisation`` and ``n_samples`` are the stable contract of ``design.md``; a figure that
+cannot be computed is ``{"available": false, "reason": ...}`` and the others are still written.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import numpy as np
 
 from core.errors import UserError
 
-__all__ = ["EVALUATION", "evaluate_run", "read_evaluation", "run_context"]
+__all__ = ["EVALUATION", "STEPS", "evaluate_run", "read_evaluation", "run_context", "unavailable", "verdict"]
 
 EVALUATION = "evaluation.json"
 
@@ -74,167 +81,293 @@ def _per_site(values, sites) -> dict:
 SAMPLE_SOURCES = ("prior", "aggregate")
 
 
+def unavailable(reason: str, **extra) -> dict:
+    """A figure that could not be computed: ``{"available": False, "reason": ...}``."""
+    return {"available": False, "reason": str(reason), **extra}
+
+
+class _Evaluation:
+    """What the evaluation steps share: the run's data and model, the samples, the result."""
+
+    def __init__(self, data, model, n_samples: int, seed: int, sample_source: str, c2st_options: dict):
+        self.data, self.model, self.seed = data, model, int(seed)
+        self.n_samples, self.sample_source, self.c2st_options = int(n_samples), sample_source, c2st_options
+        self.train, self.test = data.split("train"), data.split("test")
+        # The real side of every sample figure: subjects the model never trained on.
+        parts = [data.split(name) for name in ("val", "test") if data.has_split(name)]
+        self.heldout = np.concatenate([p.images for p in parts])
+        self.heldout_subjects = [s for p in parts for s in p.subjects]
+        self.heldout_conditions = (None if parts[-1].conditions is None
+                                   else np.concatenate([p.conditions for p in parts]))
+        self.samples = None
+        self.sample_conditions = None
+        self.no_samples = "no samples were drawn"
+        self.result: dict = {}
+
+    def need_samples(self):
+        if self.samples is None:
+            raise UserError(self.no_samples)
+        return self.samples
+
+
+def _reconstruction(ev: _Evaluation):
+    from core.evaluation.metrics import compute_psnr, compute_ssim
+
+    test = ev.test
+    recon = np.asarray(ev.model.reconstruct(test.images) if test.conditions is None
+                       else ev.model.reconstruct(test.images, condition=test.conditions))[..., 0]
+    ssim, psnr = compute_ssim(test.images, recon), compute_psnr(test.images, recon)
+    ev.result["ssim"] = {**_summary(ssim), "per_site": _per_site(ssim, test.sites)}
+    ev.result["psnr"] = {**_summary(psnr), "per_site": _per_site(psnr, test.sites), "unit": "dB"}
+
+
+def _draw_samples(ev: _Evaluation):
+    from core.evaluation.metrics import compute_sharpness
+
+    # A conditional model is asked for the held-out subjects' own mix of ages, sexes and slices.
+    c = ev.heldout_conditions
+    ev.sample_conditions = None if c is None else c[np.random.default_rng(ev.seed).integers(0, len(c), ev.n_samples)]
+    options = {}
+    if ev.sample_source == "aggregate":
+        ev.data.attach_aggregate(ev.model)
+        options["source"] = "aggregate"
+    if ev.sample_conditions is not None:
+        options["condition"] = ev.sample_conditions
+    try:
+        ev.samples = np.asarray(ev.model.sample(ev.n_samples, seed=ev.seed, **options))[..., 0]
+    except UserError as exc:  # a VQ-VAE trained without its prior cannot sample
+        ev.no_samples = str(exc)
+        ev.result["samples_unavailable"] = str(exc)
+        raise
+    ev.result["sharpness_ratio"] = float(compute_sharpness(ev.samples, ev.heldout))
+
+
+def _diversity(ev: _Evaluation):
+    from core.evaluation.baselines import diversity_against_real
+
+    figure = diversity_against_real(ev.heldout, ev.heldout_subjects, ev.samples, seed=ev.seed)
+    real = figure["real_spread"]
+    ev.result["ms_ssim_real"] = {"mean": real["median"], **real, "n_draws": figure["n_draws"],
+                                 "split": figure["split"]}
+    ev.result["ms_ssim_setting"] = _ms_ssim_setting(ev.heldout)
+    ev.need_samples()
+    ev.result["ms_ssim_synthetic"] = {
+        "mean": figure["value"], "spread": figure["value_spread"], "real_spread": real,
+        "difference_from_real": figure["value"] - real["median"],
+        "within_real_spread": figure["within_real_spread"], "n_pairs": figure["n_pairs"]}
+
+
+def _ms_ssim_setting(images):
+    from core.evaluation.diversity import ms_ssim_setting
+
+    return ms_ssim_setting(images.shape[1])
+
+
+def _distances(ev: _Evaluation):
+    from core import settings
+    from core.evaluation.baselines import distance_against_real
+    from core.evaluation.distances import frechet_distance, mmd_rbf
+    from core.evaluation.features import cached_slice_position_net, encoder_features, handcrafted_features
+
+    train = ev.train
+    net = cached_slice_position_net(settings.cache_dir() / "evaluation", ev.data.manifest["hash"],
+                                    train.images, train.positions, train.sites, seed=ev.seed)
+    spaces = {
+        "fd_own_encoder": ("FD (own encoder)", frechet_distance,
+                           lambda x, c: encoder_features(ev.model, x, c)),
+        "fd_slice_position_net": ("FD (slice-position net)", frechet_distance, lambda x, c: net.features(x)),
+        "mmd_handcrafted": ("MMD (handcrafted)", lambda a, b: mmd_rbf(a, b)["mmd2"],
+                            lambda x, c: handcrafted_features(x)),
+    }
+    for key, (label, distance, extract) in spaces.items():
+        real_f = extract(ev.heldout, ev.heldout_conditions)
+        syn_f = None if ev.samples is None else extract(ev.samples, ev.sample_conditions)
+        entry = {"label": label, "dims": int(real_f.shape[1]),
+                 **distance_against_real(real_f, ev.heldout_subjects, syn_f, distance, seed=ev.seed)}
+        if key == "mmd_handcrafted":
+            entry["kernel"] = "Gaussian, median bandwidth, unbiased MMD², features standardised by the reference"
+        ev.result[key] = entry
+    headline = ev.result["fd_slice_position_net"]
+    ev.result["frechet"] = {
+        "mean": headline.get("value"), "real_spread": headline["real_spread"],
+        "within_real_spread": headline.get("within_real_spread"),
+        "feature_space": "slice-position net (trained once per dataset on its train split, cached)",
+        "own_encoder": ev.result["fd_own_encoder"].get("value"), "slice_position_net": headline.get("value"),
+        "net_training_loss": net.history,
+        "note": "Fréchet distance in a feature space of our own, not FID (no Inception weights)",
+    }
+    ev.need_samples()
+
+
+def _memorisation(ev: _Evaluation):
+    from core.evaluation.memorisation import memorisation_report
+    from core.evaluation.study_stats import wilson_interval
+
+    samples = ev.need_samples()
+    report = memorisation_report(samples, ev.train.images, ev.train.subjects)
+    # The same rule applied to real slices of new people: how often a real stranger is a "copy".
+    real = memorisation_report(ev.heldout, ev.train.images, ev.train.subjects)
+    k, n = real["near_copies"], len(ev.heldout)
+    report["real_baseline"] = {"near_copies": k, "n": n, "near_copy_fraction": real["near_copy_fraction"],
+                               "ci95": [round(v, 4) for v in wilson_interval(k, n)],
+                               "meaning": "held-out real slices under the same near-copy rule"}
+    report["ci95"] = [round(v, 4) for v in wilson_interval(report["near_copies"], len(samples))]
+    ev.result["memorisation"] = report
+
+
+def _two_sample(ev: _Evaluation):
+    from core.evaluation.c2st import classifier_two_sample_test, memorisation_gap
+
+    samples = ev.need_samples()
+    options = {"seed": ev.seed, **ev.c2st_options}
+    heldout = classifier_two_sample_test(ev.heldout, ev.heldout_subjects, samples, **options)
+    entry = {**heldout, "real_side": "held-out subjects (validation + test), split by subject"}
+    rng = np.random.default_rng(ev.seed)
+    train_images, train_subjects = ev.train.images, np.asarray(ev.train.subjects)
+    # Against the training slices, at the held-out side's size, so both accuracies have one power.
+    pick = np.sort(rng.choice(len(train_images), min(len(train_images), len(ev.heldout)), replace=False))
+    try:
+        training = classifier_two_sample_test(train_images[pick], train_subjects[pick], samples, **options)
+        entry["against_training"] = training
+        entry["memorisation_gap"] = memorisation_gap(heldout, training)
+    except UserError as exc:
+        entry["against_training"] = unavailable(exc)
+    # Real against real: the held-out subjects against as many training slices as there are
+    # samples, those split by subject: what a model that drew new people of the training
+    # population would score at these sizes.
+    pick = np.sort(rng.choice(len(train_images), min(len(train_images), ev.n_samples), replace=False))
+    try:
+        entry["real_baseline"] = classifier_two_sample_test(ev.heldout, ev.heldout_subjects, train_images[pick],
+                                                            train_subjects[pick], **options)
+    except UserError as exc:
+        entry["real_baseline"] = unavailable(exc)
+    memo = ev.result.get("memorisation") or {}
+    if "near_copy_fraction" in memo:
+        entry["near_copy_fraction"] = memo["near_copy_fraction"]
+    ev.result["c2st"] = entry
+
+
+def _anomaly(ev: _Evaluation):
+    from core.evaluation.anomaly import lesion_auroc
+
+    n = min(64, len(ev.test))
+    c = ev.test.conditions
+    ev.result["anomaly"] = lesion_auroc(ev.model, ev.test.images[:n], seed=ev.seed,
+                                        condition=None if c is None else c[:n])
+
+
+def verdict(result: dict) -> dict:
+    """Whether the samples are *indistinguishable* from real people, and why (or why not).
+
+    Both must hold: the held-out two-sample accuracy lies within the real-vs-real spread (at
+    most the upper end of the real baseline's interval) and the samples hold no more near-copies
+    of training slices than real strangers do.  Fréchet, MMD and MS-SSIM are reported beside it.
+    """
+    c2st, memo = result.get("c2st") or {}, result.get("memorisation") or {}
+    baseline = c2st.get("real_baseline") or {}
+    reasons = []
+    if c2st.get("accuracy") is None or baseline.get("accuracy") is None:
+        return unavailable("the two-sample test or its real baseline could not be computed",
+                           indistinguishable=None)
+    if "near_copy_fraction" not in memo:
+        return unavailable(f"memorisation is unavailable: {memo.get('reason', 'not measured')}",
+                           indistinguishable=None)
+    c2st_ok = c2st["accuracy"] <= baseline["ci95"][1]
+    real_copies = memo["real_baseline"]["near_copy_fraction"]
+    copies_ok = memo["near_copy_fraction"] <= real_copies
+    reasons.append(f"two-sample accuracy {c2st['accuracy']:.3f} vs real-vs-real {baseline['accuracy']:.3f} "
+                   f"(upper {baseline['ci95'][1]:.3f}): {'within' if c2st_ok else 'outside'} the real spread")
+    reasons.append(f"near-copies {memo['near_copy_fraction']:.3f} vs real strangers {real_copies:.3f}: "
+                   f"{'no more' if copies_ok else 'more'} than real")
+    within = {key: (result.get(key) or {}).get("within_real_spread")
+              for key in ("fd_slice_position_net", "fd_own_encoder", "mmd_handcrafted", "ms_ssim_synthetic")}
+    return {"indistinguishable": bool(c2st_ok and copies_ok), "two_sample_within_real": bool(c2st_ok),
+            "near_copies_within_real": bool(copies_ok), "within_real_spread": within, "reasons": reasons}
+
+
+#: (step, progress message, keys the step writes, function): a step that raises UserError
+#: marks its keys unavailable with the reason, and the rest still run.
+STEPS = (
+    ("reconstruction", "reconstructing the test slices", ("ssim", "psnr"), _reconstruction),
+    ("sampling", "drawing synthetic samples", ("sharpness_ratio",), _draw_samples),
+    ("ms_ssim", "MS-SSIM diversity beside the by-subject real spread", ("ms_ssim_real", "ms_ssim_synthetic"),
+     _diversity),
+    ("frechet_mmd", "Fréchet distances and MMD beside the by-subject real spread",
+     ("fd_own_encoder", "fd_slice_position_net", "mmd_handcrafted", "frechet"), _distances),
+    ("memorisation", "near-copies of training slices", ("memorisation",), _memorisation),
+    ("c2st", "classifier two-sample tests (held-out, training, real vs real)", ("c2st",), _two_sample),
+    ("anomaly", "anomaly map check with synthetic lesions", ("anomaly",), _anomaly),
+)
+
+
 def evaluate_run(run_dir: str | Path, n_samples: int = 256, seed: int = 0,
                  progress: Callable[[float, str], None] | None = None, write: bool = True,
-                 sample_source: str = "prior") -> dict:
+                 sample_source: str = "prior", c2st_options: dict | None = None) -> dict:
     """Measure a trained run and write ``evaluation.json`` (atomically); return the figures.
 
     Args:
         run_dir: a run folder with ``model.keras`` (and ``prior.keras`` for a VQ-VAE to sample).
         n_samples: synthetic samples drawn with ``seed`` for every sample-based figure.
-        progress: called as ``progress(fraction, message)`` between stages.
+        progress: called as ``progress(fraction, message)`` between steps.
         sample_source: ``"prior"`` or, for a VAE, ``"aggregate"`` (a Gaussian mixture on the
             training latents, fitted and kept beside the model on first use); recorded in
             the result as ``sample_source``.
+        c2st_options: passed to :func:`core.evaluation.c2st.classifier_two_sample_test`
+            (e.g. ``max_epochs`` in tests).
+
+    Every step of :data:`STEPS` runs; one that cannot be computed (no prior to sample from,
+    one training subject, one held-out subject ...) leaves ``{"available": false, "reason"}``
+    under its keys and the others are still written.
     """
     from core.atomic import write_json_atomic
-    from core.evaluation.anomaly import lesion_auroc
-    from core.evaluation.c2st import classifier_two_sample_test
-    from core.evaluation.distances import frechet_distance, mmd_rbf
-    from core.evaluation.diversity import pairwise_ms_ssim
-    from core.evaluation.features import cached_slice_position_net, encoder_features, handcrafted_features
-    from core.evaluation.memorisation import memorisation_report
-    from core.evaluation.metrics import compute_psnr, compute_sharpness, compute_ssim
-    from core.training import checkpoints, runs
+    from core.training.runs import RunData
 
     if int(n_samples) < 8:
         raise UserError(f"evaluation needs at least 8 samples, got {n_samples}")
     if sample_source not in SAMPLE_SOURCES:
         raise UserError(f"sample_source must be one of {', '.join(SAMPLE_SOURCES)}, got {sample_source!r}")
-    run_dir = Path(run_dir)
     say = progress or (lambda fraction, message: None)
-    timings: dict = {}
-    started = last = time.perf_counter()
-
-    def lap(name):
-        nonlocal last
-        now = time.perf_counter()
-        timings[name] = round(now - last, 3)
-        last = now
+    started = time.perf_counter()
 
     say(0.0, "loading the model and the dataset")
-    context = run_context(run_dir)
-    if sample_source == "aggregate" and context["config"].get("model_type") != "vae":
+    data = RunData.open(run_dir)
+    if sample_source == "aggregate" and data.model_type != "vae":
         raise UserError("the aggregate posterior is for a VAE; a VQ-VAE samples from its PixelCNN prior")
-    model = checkpoints.load_run_model(run_dir)
-    status = runs.read_status(run_dir)
-    train, test = context["train"], context["test"]
-    size = test["images"].shape[1]
-    lap("load_s")
-
-    say(0.1, "reconstructing the test slices")
-    test_c = test["conditions"]
-    recon = np.asarray(model.reconstruct(test["images"]) if test_c is None
-                       else model.reconstruct(test["images"], condition=test_c))[..., 0]
-    ssim = compute_ssim(test["images"], recon)
-    psnr = compute_psnr(test["images"], recon)
-    result: dict = {
-        "run": run_dir.name, "model_type": context["config"].get("model_type"),
-        "preset": context["config"].get("preset"), "model_epoch": status.get("epoch"),
-        "dataset_hash": context["manifest"].get("hash"), "image_size": int(size), "seed": int(seed),
-        "ssim": {**_summary(ssim), "per_site": _per_site(ssim, test["sites"])},
-        "psnr": {**_summary(psnr), "per_site": _per_site(psnr, test["sites"]), "unit": "dB"},
-        "n_test": int(len(test["images"])), "n_train": int(len(train["images"])),
-        "sample_source": sample_source,
-    }
-    lap("reconstruction_s")
-
-    say(0.2, "drawing synthetic samples")
-    try:
-        # A conditional model is asked for the test split's own mix of ages, sexes and slices.
-        sample_c = None if test_c is None else test_c[np.random.default_rng(seed).integers(0, len(test_c), int(n_samples))]
-        options = {}
-        if sample_source == "aggregate":
-            from core.models.aggregate import attach_run_aggregate
-
-            attach_run_aggregate(model, run_dir)
-            options["source"] = "aggregate"
-        if sample_c is not None:
-            options["condition"] = sample_c
-        samples = np.asarray(model.sample(int(n_samples), seed=seed, **options))[..., 0]
-    except UserError as exc:  # a VQ-VAE trained without its prior cannot sample
-        samples = None
-        result["samples_unavailable"] = str(exc)
-    lap("sampling_s")
-
-    rng = np.random.default_rng(seed)
-    halves = rng.permutation(len(test["images"]))
-    half_a, half_b = halves[: len(halves) // 2], halves[len(halves) // 2:]
-
-    say(0.3, "MS-SSIM diversity")
-    real_div = pairwise_ms_ssim(test["images"], seed=seed, groups=test["subjects"])
-    result["ms_ssim_real"] = real_div
-    result["ms_ssim_setting"] = real_div["setting"]
-    if samples is not None:
-        syn_div = pairwise_ms_ssim(samples, seed=seed)
-        syn_div["difference_from_real"] = syn_div["mean"] - real_div["mean"]
-        syn_div["within_target"] = bool(abs(syn_div["difference_from_real"]) <= 0.05)
-        result["ms_ssim_synthetic"] = syn_div
-    lap("ms_ssim_s")
-
-    say(0.4, "training the slice-position net")
-    from core import settings
-
-    net = cached_slice_position_net(settings.cache_dir() / "evaluation", context["manifest"]["hash"],
-                                    train["images"], train["positions"], train["sites"], seed=seed)
-    lap("slice_position_net_s")
-
-    say(0.55, "Fréchet distances and MMD")
-    spaces = {
-        "fd_own_encoder": ("FD (own encoder)", lambda x, c=None: encoder_features(model, x, c)),
-        "fd_slice_position_net": ("FD (slice-position net)", net.features),
-    }
-    test_feats = {}
-    for key, (label, extract) in spaces.items():
-        own = key == "fd_own_encoder"
-        real_f = extract(test["images"], test_c) if own else extract(test["images"])
-        test_feats[key] = real_f
-        entry = {"label": label, "real_halves": frechet_distance(real_f[half_a], real_f[half_b]),
-                 "dims": int(real_f.shape[1])}
-        if samples is not None:
-            entry["value"] = frechet_distance(real_f, extract(samples, sample_c) if own else extract(samples))
-        result[key] = entry
-    hand_real = handcrafted_features(test["images"])
-    mmd_entry = {"label": "MMD (handcrafted)", "real_halves": mmd_rbf(hand_real[half_a], hand_real[half_b])["mmd2"],
-                 "dims": int(hand_real.shape[1]), "kernel": "Gaussian, median bandwidth, unbiased MMD²"}
-    if samples is not None:
-        mmd = mmd_rbf(hand_real, handcrafted_features(samples))
-        mmd_entry.update(value=mmd["mmd2"], bandwidth=mmd["bandwidth"])
-    result["mmd_handcrafted"] = mmd_entry
-    headline = result["fd_slice_position_net"]
-    result["frechet"] = {
-        "mean": headline.get("value"), "feature_space": "slice-position net (trained once per dataset on its train split, cached)",
-        "real_halves": headline["real_halves"], "own_encoder": result["fd_own_encoder"].get("value"),
-        "slice_position_net": headline.get("value"), "net_training_loss": net.history,
-        "note": "Fréchet distance in a feature space of our own, not FID (no Inception weights)",
-    }
-    lap("frechet_mmd_s")
-
-    if samples is not None:
-        say(0.7, "classifier two-sample test")
-        result["c2st"] = classifier_two_sample_test(train["images"], samples, test["images"], seed=seed)
-        lap("c2st_s")
-        say(0.8, "memorisation")
-        result["memorisation"] = memorisation_report(samples, train["images"], train["subjects"])
-        result["sharpness_ratio"] = float(compute_sharpness(samples, test["images"]))
-        lap("memorisation_s")
-    else:
-        result["c2st"] = {"accuracy": None, "reason": result["samples_unavailable"]}
-
-    say(0.9, "anomaly map check with synthetic lesions")
-    n_lesioned = min(64, len(test["images"]))
-    result["anomaly"] = lesion_auroc(model, test["images"][:n_lesioned], seed=seed,
-                                     condition=None if test_c is None else test_c[:n_lesioned])
-    lap("anomaly_s")
-
-    result["n_samples"] = int(n_samples) if samples is not None else 0
-    result["created"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-    result["seconds"] = round(time.perf_counter() - started, 2)
-    result["timings"] = timings
+    for split in ("train", "test"):
+        if not data.has_split(split):
+            raise UserError(f"dataset {data.dataset_dir} has no {split} images: evaluation needs a {split} split"
+                            + (" (rebuild the dataset with a non-zero test fraction)" if split == "test" else ""))
+    ev = _Evaluation(data, data.load_model(), n_samples, seed, sample_source, c2st_options or {})
+    ev.result.update({
+        "run": data.name, "model_type": data.model_type, "preset": data.config.get("preset"),
+        "model_epoch": data.status.get("epoch"), "dataset_hash": data.manifest.get("hash"),
+        "image_size": int(ev.test.images.shape[1]), "seed": int(seed), "sample_source": sample_source,
+        "n_test": int(len(ev.test)), "n_train": int(len(ev.train)), "n_heldout": int(len(ev.heldout)),
+        "n_heldout_subjects": int(len(set(ev.heldout_subjects))),
+        "n_train_subjects": int(len(set(ev.train.subjects))),
+    })
+    timings = {"load_s": round(time.perf_counter() - started, 3)}
+    for i, (name, message, keys, step) in enumerate(STEPS):
+        say(0.05 + 0.9 * i / len(STEPS), message)
+        t0 = time.perf_counter()
+        try:
+            step(ev)
+        except UserError as exc:
+            for key in keys:
+                if key not in ev.result:
+                    ev.result[key] = unavailable(exc)
+        timings[f"{name}_s"] = round(time.perf_counter() - t0, 3)
+    if ev.samples is None:
+        ev.result["c2st"] = unavailable(ev.no_samples, accuracy=None)
+    ev.result["verdict"] = verdict(ev.result)
+    ev.result["n_samples"] = int(n_samples) if ev.samples is not None else 0
+    ev.result["created"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    ev.result["seconds"] = round(time.perf_counter() - started, 2)
+    ev.result["timings"] = timings
     if write:
-        write_json_atomic(run_dir / EVALUATION, result)
+        write_json_atomic(Path(run_dir) / EVALUATION, ev.result)
     say(1.0, "done")
-    return result
+    return ev.result
 
 
 def read_evaluation(run_dir: str | Path) -> dict | None:
