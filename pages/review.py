@@ -53,6 +53,13 @@ try:
                            f"{evaluation.get('n_test')} test slices and {evaluation.get('n_samples')} samples "
                            f"(from the {evaluation.get('sample_source', 'prior')}), "
                            f"in {evaluation.get('seconds')} s.")
+                from core.evaluation.summary import verdict_line
+
+                verdict = (evaluation.get("verdict") or {}).get("indistinguishable")
+                (st.success if verdict else st.warning)(verdict_line(evaluation))
+                st.caption("Every sample figure stands beside what two sets of different real people score at the "
+                           "same sizes (held-out subjects, split by subject). Indistinguishable needs the two-sample "
+                           "accuracy within that real baseline and no more near-copies than real strangers.")
                 st.dataframe(review.metrics_table(evaluation), hide_index=True, width="stretch")
             else:
                 st.info("This run has not been evaluated yet.")

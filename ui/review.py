@@ -208,29 +208,15 @@ def evaluate_button(run_dir: str) -> None:
 
 
 def metrics_table(evaluation: dict):
-    """Rows (figure, value, detail) of an evaluation for ``st.dataframe``."""
+    """Each figure beside its real-vs-real baseline, for ``st.dataframe`` (core.evaluation.summary)."""
     import pandas as pd
 
-    from core.evaluation.export import METRIC_ROWS
+    from core.evaluation.summary import judge_rows
 
-    rows = []
-    for key, label in METRIC_ROWS:
-        value = evaluation.get(key)
-        if isinstance(value, dict):
-            headline = value.get("mean", value.get("value", value.get("accuracy")))
-            detail = {k: v for k, v in value.items() if k in ("sd", "real_halves", "ci95", "difference_from_real")}
-        else:
-            headline, detail = value, {}
-        rows.append({"figure": label, "value": None if headline is None else round(float(headline), 4),
-                     "detail": ", ".join(f"{k} {_short(v)}" for k, v in detail.items())})
-    memo, anomaly = evaluation.get("memorisation") or {}, evaluation.get("anomaly") or {}
-    if memo:
-        rows.append({"figure": "Near-copies of training slices", "value": float(memo["near_copies"]),
-                     "detail": f"of {evaluation.get('n_samples')} samples, threshold {memo['threshold']:.3f}"})
-    if anomaly:
-        rows.append({"figure": "Anomaly pixel AUROC (synthetic check)", "value": anomaly.get("auroc"),
-                     "detail": anomaly.get("label", "")})
-    return pd.DataFrame(rows)
+    rows = judge_rows(evaluation)
+    for row in rows:
+        row["value"] = None if row["value"] is None else round(float(row["value"]), 4)
+    return pd.DataFrame(rows, columns=["figure", "value", "real", "verdict", "detail"])
 
 
 def _short(value):

@@ -95,19 +95,6 @@ def _fmt(value) -> str:
     return html.escape(str(value))
 
 
-METRIC_ROWS = [
-    ("ssim", "SSIM, test reconstructions (1 = identical)"),
-    ("psnr", "PSNR dB, test reconstructions"),
-    ("ms_ssim_real", "MS-SSIM among real test slices (baseline)"),
-    ("ms_ssim_synthetic", "MS-SSIM among samples (target: baseline ± 0.05)"),
-    ("fd_slice_position_net", "FD (slice-position net), lower is better"),
-    ("fd_own_encoder", "FD (own encoder), lower is better"),
-    ("mmd_handcrafted", "MMD (handcrafted), lower is better"),
-    ("c2st", "Classifier two-sample test accuracy (0.5 = indistinguishable)"),
-    ("sharpness_ratio", "Sharpness of samples ÷ real (1 = as sharp)"),
-]
-
-
 def html_report(run_dir: str | Path, evaluation: dict | None = None, samples=None,
                 study_results: list[dict] | None = None) -> str:
     """A self-contained HTML page (opens offline): curves, metrics, sample grid, reader-study results."""
@@ -126,15 +113,14 @@ def html_report(run_dir: str | Path, evaluation: dict | None = None, samples=Non
     parts.append("<h2>Training curves</h2>" + figure.to_html(full_html=False, include_plotlyjs=True))
     parts.append("<h2>Measured quality</h2>")
     if evaluation:
-        rows = "".join(f"<tr><td>{html.escape(label)}</td><td>{_fmt(evaluation.get(key))}</td></tr>"
-                       for key, label in METRIC_ROWS if key in evaluation)
-        memo = evaluation.get("memorisation") or {}
-        anomaly = evaluation.get("anomaly") or {}
-        rows += f"<tr><td>Near-copies of training slices</td><td>{_fmt(memo.get('near_copies'))} of " \
-                f"{_fmt(evaluation.get('n_samples'))}</td></tr>"
-        rows += f"<tr><td>Anomaly map pixel AUROC ({html.escape(str(anomaly.get('label', 'synthetic check')))})</td>" \
-                f"<td>{_fmt(anomaly.get('auroc'))}</td></tr>"
-        parts.append(f"<table>{rows}</table>")
+        from core.evaluation.summary import judge_rows, verdict_line
+
+        parts.append(f"<p><b>{html.escape(verdict_line(evaluation))}</b></p>")
+        rows = "".join(f"<tr><td>{html.escape(r['figure'])}</td><td>{_fmt(r['value'])}</td>"
+                       f"<td>{html.escape(r['real'])}</td><td>{html.escape(r['verdict'])}</td>"
+                       f"<td>{html.escape(r['detail'])}</td></tr>" for r in judge_rows(evaluation))
+        parts.append("<table><tr><th>figure</th><th>value</th><th>real vs real</th><th></th><th>detail</th></tr>"
+                     f"{rows}</table>")
         parts.append(f"<details><summary>evaluation.json</summary><pre>{html.escape(json.dumps(evaluation, indent=1))}</pre></details>")
     else:
         parts.append("<p>Not evaluated yet: run <code>python -m core evaluate RUN_DIR</code>.</p>")

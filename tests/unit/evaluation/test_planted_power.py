@@ -1,0 +1,93 @@
+"""The judge's power on planted cases, on the demo cohort and on real heads (core.evaluation.planted).
+
+The two-sample test must spot real held-out slices changed in small, known ways (blur sigma
+0.7 px, 3 % noise, a 2 px shift, gamma 0.85) and must not spot two disjoint sets of real
+subjects.  The sizes are the evaluation's: the held-out subjects' slices against up to 256
+slices of other subjects.  ``bench/judge_power.py`` measures the same at full training length
+on the benchmark datasets (the README's figures); here the CNN is capped at 30 epochs to keep
+the suite short, which the bounds allow for: a planted case is detected when its accuracy lies
+above the null's 95 % interval, the rule the evaluation's verdict applies to samples.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.data.cohort import build_cohort_dataset, load_cohort
+from core.data.dataset import load_manifest, load_split_images
+from core.evaluation.planted import PLANTED, planted_power
+
+REAL_DEV = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "real_dev"
+CASES = ["none", "blur", "noise", "shift", "gamma"]
+
+
+def _heldout_and_others(dataset):
+    manifest = load_manifest(dataset)
+
+    def split(name):
+        return (np.asarray(load_split_images(dataset, name)), [s for s, _ in manifest["splits"][name]["slices"]])
+
+    (va, vs), (te, ts), (tr, trs) = split("val"), split("test"), split("train")
+    return np.concatenate([va, te]), vs + ts, tr, trs
+
+
+def _check_power(result):
+    null = result["none"]
+    assert 0.3 <= null["accuracy"] <= 0.7, f"two disjoint sets of real subjects told apart: {null['accuracy']:.3f}"
+    for case in CASES[1:]:
+        row = result[case]
+        assert row["accuracy"] > null["ci95"][1], f"{case} not detected: {row['accuracy']:.3f} vs null {null}"
+        assert row["accuracy"] >= 0.6, f"{case}: {row['accuracy']:.3f}"
+    # Blur and noise are what blurry decoders and noisy samplers do: spotted nearly always.
+    assert result["blur"]["accuracy"] >= 0.9 and result["noise"]["accuracy"] >= 0.9
+
+
+@pytest.mark.slow
+def test_planted_cases_on_the_demo_cohort(tmp_path_factory):
+    from core.data.demo import build_demo_cohort
+    from core.data.slices import thesis_spec
+    from core.data.volumes import load_volume
+
+    root = tmp_path_factory.mktemp("planted_demo")
+    cohort = load_cohort(build_demo_cohort(root / "cohort", n_subjects=12, seed=0))
+    spec = thesis_spec(load_volume(cohort.entries[0]), size=64)
+    dataset = build_cohort_dataset(cohort, spec, fractions=(0.6, 0.1, 0.3), seed=0, cache_dir=root / "cache").path
+    result = planted_power(*_heldout_and_others(dataset), cases=CASES, max_epochs=30)
+    assert result["none"]["n_scored"] >= 200
+    _check_power(result)
+
+
+@pytest.mark.slow
+def test_planted_cases_on_real_heads(tmp_path_factory):
+    if not REAL_DEV.is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{REAL_DEV} is absent in CI")
+        pytest.skip(f"{REAL_DEV} is not present")
+    from core.data.slices import SliceSpec
+
+    root = tmp_path_factory.mktemp("planted_real")
+    # Split seed 1 puts a head of each scanner geometry on both sides (see bench/judge_power.py).
+    dataset = build_cohort_dataset(load_cohort(REAL_DEV), SliceSpec("axial", 58, 82, 64), fractions=(0.6, 0.1, 0.3),
+                                   seed=1, cache_dir=root / "cache").path
+    result = planted_power(*_heldout_and_others(dataset), cases=CASES, max_epochs=30)
+    assert result["none"]["n_real_subjects"] == 5 and result["none"]["n_scored"] == 240
+    _check_power(result)
+
+
+def test_planted_changes_are_what_they_say():
+    rng = np.random.default_rng(0)
+    x = np.clip(rng.normal(0.5, 0.2, (4, 32, 32)), 0, 1).astype(np.float32)
+    from core.evaluation.planted import plant
+
+    assert set(PLANTED) == set(CASES)
+    np.testing.assert_array_equal(plant(x, "none"), x)
+    assert np.abs(np.diff(plant(x, "blur"), axis=2)).mean() < 0.6 * np.abs(np.diff(x, axis=2)).mean()
+    assert 0.015 < np.abs(plant(x, "noise") - x).mean() < 0.03
+    np.testing.assert_array_equal(plant(x, "shift")[:, :, 2:], x[:, :, :-2])
+    np.testing.assert_allclose(plant(x, "gamma"), x ** 0.85, rtol=1e-5)
+    with pytest.raises(ValueError, match="disjoint"):
+        planted_power(x, ["a", "a", "b", "b"], x, ["a", "c", "c", "d"])
