@@ -1,63 +1,86 @@
-"""Quality benchmark: our ELBO against the thesis' loss, same architecture, same wall time.
+"""Quality benchmark: our ELBO against the thesis' loss, and every sample judged by the strict judge.
 
-On the demo cohort (the thesis' slice range, 64 px), train the ``demo`` VAE twice for the
-same wall-clock budget — once with our loss (summed reconstruction + beta·KL with warm-up
-and free bits), once with the 2023 thesis' ``1000·mean-MSE + KL`` — and the ``demo`` VQ-VAE
-with its PixelCNN prior.  Measured on the *test subjects* (never seen in training):
+On one cohort (``--cohort demo``: the thesis' slice range of the demo cohort; ``real_dev``:
+12 real heads, see ``bench/cohorts.py``), at 64 px, train the ``demo`` VAE for the same
+wall-clock budget with our loss (summed reconstruction + beta·KL with warm-up and free bits),
+with a Gaussian decoder (sigma = 0.1) and with the 2023 thesis' ``1000·mean-MSE + KL``, and the
+``demo`` VQ-VAE with its PixelCNN prior (half the budget for the prior).
 
-- reconstruction SSIM and PSNR,
-- active latent units (mean KL per unit > 0.01 nats) and KL in nats per image,
-- sample sharpness: mean Laplacian variance of 64 samples ÷ that of the real test slices,
-- (issue 10) on 256 samples: MS-SSIM among samples beside real–real (different subjects),
-  Fréchet distance in the slice-position net's features and in the run's own encoder's,
-  the classifier two-sample test accuracy; for the VAE also sampled from the aggregate
-  posterior (a Gaussian mixture on the training latents); for the VQ-VAE the blotch rate
-  (``core.evaluation.blotches``) at temperature 1 and 0.85;
-- (issue 10) a conditional VAE: obedience to requested age (Pearson r, requested vs an age
-  regressor's reading) and slice position (MAE in slices), each regressor's figure on real
-  test slices as the ceiling;
-- (issue 10) a conditional VQ-VAE: the ``vqvae_prior`` row's VQ-VAE (a conditional VQ-VAE's
-  encoder and decoder are not conditioned) with a conditional PixelCNN prior trained for the
-  same prior budget; the same obedience figures, read by the same regressors.
+Each trained model is written into a real run folder (``core.training.runs.prepare_run``, the
+model and the VQ-VAE's ``prior.keras``, a ``finished`` status) under a temporary runs dir, and
+every sample figure comes from ``core.evaluation.run.evaluate_run`` on it — the strict judge:
 
-Rows: ``ours`` (the ``demo`` preset: Bernoulli decoder), ``sigma01`` (Gaussian, sigma = 0.1,
-the previous default), ``thesis_loss``, ``vqvae_prior``, ``cvae``, ``cvqvae``.
+- two-sample accuracy (CNN + slice-statistics classifier, split by subject, trained to
+  convergence, Wilson 95 % interval) against the **held-out** subjects, against **training**
+  slices (memorisation when much lower) and **real vs real** (held-out against training-split
+  people: what a model drawing new people of the training population would score);
+- near-copies of training slices beside the fraction of real strangers that are "copies";
+- Fréchet distances (slice-position net, own encoder), MMD on handcrafted features and MS-SSIM
+  diversity, each beside the by-subject real spread;
+- the verdict: indistinguishable only when the held-out accuracy lies within the real-vs-real
+  interval and the near-copies are no more than real strangers'.
 
-Usage: ``python bench/quality.py [--quick] [--budget-s 240] [--figures DIR]``.
-Prints a table and, as its last line, one JSON object.
+Reconstruction SSIM and PSNR (test subjects) also come from ``evaluate_run``; active latent
+units and KL per image (the thesis-loss comparison) are measured here on the test slices.
+
+Rows: ``ours`` (Bernoulli decoder, N(0, I) prior), ``ours_aggregate`` (the same run sampled
+from its aggregate posterior), ``sigma01``, ``thesis_loss``, ``vqvae_prior`` and
+``vqvae_prior_t085`` (the blotch rate of the VQ-VAE's samples at temperature 1 and 0.85,
+``core.evaluation.blotches``; not part of ``evaluate_run``).  On ``demo`` only (the real_dev
+heads have no ages or sexes): ``cvae`` (a conditional VAE) and ``cvqvae`` (``vqvae_prior``'s
+VQ-VAE with a conditional PixelCNN prior), each with its obedience to the requested age
+(Pearson r, requested vs an age regressor's reading) and slice position (MAE in slices), the
+regressors' figures on real test slices as the ceiling.
+
+Usage: ``python bench/quality.py [--cohort demo|real_dev] [--rows ours,vqvae_prior] [--quick]
+[--budget-s 240] [--figures DIR] [--runs-dir DIR]``.  Prints provenance lines (``# command``,
+``# started``, ``# machine``), the tables and, as its last line, one JSON object; on ``real_dev``
+every key starts with ``real_dev_`` so the two cohorts' objects merge without clashes.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
+import shlex
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+logging.getLogger("tensorflow").setLevel(logging.ERROR)  # not the retracing warnings of every predict
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent))
+sys.path.insert(0, str(BENCH))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from core.data.cohort import build_cohort_dataset, load_cohort  # noqa: E402
+from cohorts import COHORTS, REAL_DEV, cohort_dataset, demo_dataset  # noqa: E402,F401 (bench/vae_ablation.py imports demo_dataset from here)
+from run_all import machine_label  # noqa: E402
+
 from core.data.dataset import load_manifest, load_split_images  # noqa: E402
-from core.data.demo import build_demo_cohort  # noqa: E402
-from core.data.slices import thesis_spec  # noqa: E402
-from core.data.volumes import load_volume  # noqa: E402
 from core.evaluation import compute_psnr, compute_sharpness, compute_ssim  # noqa: E402
-from core.models import active_units, build_model, build_prior, get_preset, kl_beta_schedule, kl_per_unit  # noqa: E402
-from core.viz.images import grid_png  # noqa: E402
 from core.evaluation.blotches import BlotchDetector  # noqa: E402
-from core.evaluation.c2st import classifier_two_sample_test  # noqa: E402
-from core.evaluation.distances import frechet_distance  # noqa: E402
-from core.evaluation.diversity import pairwise_ms_ssim  # noqa: E402
-from core.evaluation.features import encoder_features, train_slice_position_net  # noqa: E402
 from core.evaluation.obedience import agreement, train_attribute_regressor  # noqa: E402
-from core.models.aggregate import fit_aggregate_posterior  # noqa: E402
-from core.models.conditions import condition_array, dataset_conditions  # noqa: E402
+from core.evaluation.run import evaluate_run  # noqa: E402
+from core.models import active_units, build_model, build_prior, get_preset, kl_beta_schedule, kl_per_unit  # noqa: E402
+from core.models.conditions import dataset_conditions  # noqa: E402
+from core.training import runs  # noqa: E402
+from core.training.checkpoints import MODEL, PRIOR, save_model_atomic  # noqa: E402
+from core.viz.images import grid_png  # noqa: E402
+
+#: Every row, in the order they are trained and printed.
+ROWS = ("ours", "ours_aggregate", "sigma01", "thesis_loss", "vqvae_prior", "vqvae_prior_t085", "cvae", "cvqvae")
+#: Rows whose samples the strict judge (evaluate_run) measures.
+JUDGED = ("ours", "ours_aggregate", "sigma01", "thesis_loss", "vqvae_prior")
+#: The VAE rows: overrides of the ``demo`` preset.
+VAE_ROWS = {"ours": {}, "sigma01": {"recon_loss": "gaussian", "sigma": 0.1}, "thesis_loss": {"loss_mode": "thesis"}}
+CONDITIONAL = ("cvae", "cvqvae")
 
 
 class _WallClock(keras.callbacks.Callback):
@@ -92,13 +115,6 @@ class _BetaSchedule(keras.callbacks.Callback):
                                                 c["cycle_epochs"]))
 
 
-def demo_dataset(size: int) -> Path:
-    """The thesis' slice range on the demo cohort, split by subject 70/10/20."""
-    cohort = load_cohort(build_demo_cohort())  # with demographics.csv: age, sex, site per subject
-    spec = thesis_spec(load_volume(cohort.entries[0]), size=size)
-    return build_cohort_dataset(cohort, spec, fractions=(0.7, 0.1, 0.2), seed=0).path
-
-
 def train_vae(train, config, budget_s, conditions=None):
     keras.utils.set_random_seed(0)
     model = build_model(config)
@@ -106,22 +122,9 @@ def train_vae(train, config, budget_s, conditions=None):
     clock = _WallClock(budget_s)
     callbacks = [clock] + ([_BetaSchedule(config)] if config.get("loss_mode") != "thesis" else [])
     started = time.perf_counter()
-    history = model.fit(train, conditions, batch_size=config["batch_size"], epochs=10_000, verbose=0,
-                        shuffle=True, callbacks=callbacks)
-    return model, clock.epochs, time.perf_counter() - started, history.history
-
-
-def evaluate_vae(model, test):
-    recon = model.reconstruct(test)
-    kl_units = kl_per_unit(model, test)
-    samples = model.sample(64, seed=0)
-    return {
-        "ssim": float(compute_ssim(test, recon).mean()),
-        "psnr_db": float(compute_psnr(test, recon).mean()),
-        "active_units": active_units(model, test),
-        "kl_nats": float(kl_units.sum()),
-        "sharpness": compute_sharpness(samples, test),
-    }, recon, samples
+    model.fit(train, conditions, batch_size=config["batch_size"], epochs=10_000, verbose=0,
+              shuffle=True, callbacks=callbacks)
+    return model, clock.epochs, time.perf_counter() - started
 
 
 def train_vqvae(train, config, budget_s, prior_budget_s):
@@ -130,8 +133,7 @@ def train_vqvae(train, config, budget_s, prior_budget_s):
     model.compile(optimizer=keras.optimizers.Adam(config["learning_rate"]))
     clock = _WallClock(budget_s)
     started = time.perf_counter()
-    history = model.fit(train, batch_size=config["batch_size"], epochs=10_000, verbose=0, shuffle=True,
-                        callbacks=[clock])
+    model.fit(train, batch_size=config["batch_size"], epochs=10_000, verbose=0, shuffle=True, callbacks=[clock])
     indices = model.code_indices(train)
     prior = build_prior(config)
     prior.compile(optimizer=keras.optimizers.Adam(config["prior_learning_rate"]))
@@ -139,7 +141,7 @@ def train_vqvae(train, config, budget_s, prior_budget_s):
     prior.fit(indices, batch_size=config["prior_batch_size"], epochs=10_000, verbose=0, shuffle=True,
               callbacks=[prior_clock])
     model.attach_prior(prior)
-    return model, clock.epochs, prior_clock.epochs, time.perf_counter() - started, history.history
+    return model, prior, clock.epochs, prior_clock.epochs, time.perf_counter() - started
 
 
 def train_conditional_prior(vq, train, conditions, config, budget_s):
@@ -160,40 +162,81 @@ def train_conditional_prior(vq, train, conditions, config, budget_s):
     return model, clock.epochs, time.perf_counter() - started
 
 
-class _SampleJudge:
-    """The issue-10 sample figures against one dataset, with its slice-position net trained once."""
+def write_run(runs_dir: Path, name: str, dataset: Path, model_type: str, overrides: dict, model, epochs: int,
+              prior=None, prior_epochs: int | None = None) -> Path:
+    """A finished run folder holding ``model`` (and a VQ-VAE's ``prior``), as training leaves one."""
+    settings = {**overrides, "epochs": max(1, int(epochs))}
+    if prior is not None:
+        settings["prior_epochs"] = max(1, int(prior_epochs or 0))
+    run_dir = runs.prepare_run(runs_dir / name, dataset, model_type, "demo", settings)
+    save_model_atomic(model, run_dir / MODEL)
+    if prior is not None:
+        save_model_atomic(prior, run_dir / PRIOR)
+    status = {"epoch": int(epochs), "epochs": int(epochs), "message": "trained by bench/quality.py"}
+    if prior is not None:
+        status.update(stage="prior", prior_epoch=int(prior_epochs or 0))
+    runs.write_status(run_dir, "finished", **status)
+    return run_dir
 
-    def __init__(self, dataset, train, test, n_samples, c2st_epochs):
-        manifest = load_manifest(dataset)
-        subjects = manifest["subjects"]
-        slices = manifest["splits"]["train"]["slices"]
-        self.train, self.test, self.n, self.c2st_epochs = train[..., 0], test[..., 0], n_samples, c2st_epochs
-        self.net = train_slice_position_net(self.train, [i for _, i in slices],
-                                            [subjects[s]["site"] for s, _ in slices])
-        self.real_features = self.net.features(self.test)
-        test_groups = [s for s, _ in manifest["splits"]["test"]["slices"]]
-        self.real_ms_ssim = pairwise_ms_ssim(self.test, n_pairs=500, groups=test_groups)["mean"]
-        self.blotches = BlotchDetector(self.train)
 
-    def judge(self, model, samples, blotches=False):
-        s = samples[..., 0]
-        out = {
-            "ms_ssim": pairwise_ms_ssim(s, n_pairs=500)["mean"],
-            "fd_posnet": frechet_distance(self.real_features, self.net.features(s)),
-            "fd_own": frechet_distance(encoder_features(model, self.test), encoder_features(model, s))
-            if not getattr(model, "conditional", False) else None,
-            "c2st": classifier_two_sample_test(self.train, s, self.test, epochs=self.c2st_epochs)["accuracy"],
-        }
-        if blotches:
-            out["blotch_rate"] = self.blotches.rate(s)["rate"]
-        return out
+def judge(run_dir: Path, n_samples: int, sample_source: str, c2st_options: dict, label: str) -> dict:
+    """``evaluate_run`` on the run (the strict judge), with its steps logged to stderr."""
+    started = time.perf_counter()
+
+    def progress(fraction, message):
+        print(f"    [{label} {time.perf_counter() - started:5.0f} s] {message}", file=sys.stderr, flush=True)
+
+    result = evaluate_run(run_dir, n_samples=n_samples, seed=0, sample_source=sample_source,
+                          c2st_options=c2st_options, write=sample_source == "prior", progress=progress)
+    if sample_source != "prior":
+        (Path(run_dir) / f"evaluation_{sample_source}.json").write_text(json.dumps(result, default=str))
+    return result
+
+
+def _number(value):
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def judge_figures(result: dict) -> dict:
+    """The figures the tables and the JSON quote, flat, from one ``evaluate_run`` result
+    (None where the judge marked a figure unavailable)."""
+    def get(*path):
+        value = result
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        return value
+
+    out = {"ssim": _number(get("ssim", "mean")), "psnr_db": _number(get("psnr", "mean")),
+           "sharpness_ratio": _number(result.get("sharpness_ratio"))}
+    for label, path in (("heldout", ("c2st",)), ("training", ("c2st", "against_training")),
+                        ("real_baseline", ("c2st", "real_baseline"))):
+        ci = get(*path, "ci95") or [None, None]
+        out[f"c2st_{label}_accuracy"] = _number(get(*path, "accuracy"))
+        out[f"c2st_{label}_ci95_low"], out[f"c2st_{label}_ci95_high"] = _number(ci[0]), _number(ci[1])
+    out["c2st_heldout_classifier"] = get("c2st", "classifier")
+    out["near_copy_fraction"] = _number(get("memorisation", "near_copy_fraction"))
+    out["real_near_copy_fraction"] = _number(get("memorisation", "real_baseline", "near_copy_fraction"))
+    out["fd_posnet"] = _number(get("fd_slice_position_net", "value"))
+    for q in ("p05", "median", "p95"):
+        out[f"fd_posnet_real_{q}"] = _number(get("fd_slice_position_net", "real_spread", q))
+    out["fd_own"] = _number(get("fd_own_encoder", "value"))
+    out["fd_own_real_p95"] = _number(get("fd_own_encoder", "real_spread", "p95"))
+    out["mmd"] = _number(get("mmd_handcrafted", "value"))
+    out["mmd_real_p95"] = _number(get("mmd_handcrafted", "real_spread", "p95"))
+    out["ms_ssim"] = _number(get("ms_ssim_synthetic", "mean"))
+    out["ms_ssim_real_p05"] = _number(get("ms_ssim_real", "p05"))
+    out["ms_ssim_real_p95"] = _number(get("ms_ssim_real", "p95"))
+    verdict = get("verdict", "indistinguishable")
+    out["indistinguishable"] = verdict if isinstance(verdict, bool) else None
+    out["evaluate_s"] = _number(result.get("seconds"))
+    return out
 
 
 def obedience(dataset, train, test, model, budget_epochs, n_samples, regressors=None):
     """Requested-vs-read age and slice position of a conditional model, with the regressors'
     ceilings; ``regressors`` (age, slice) from an earlier call are reused, else trained."""
     manifest = load_manifest(dataset)
-    c_train, c_test = dataset_conditions(manifest, "train"), dataset_conditions(manifest, "test")
+    c_test = dataset_conditions(manifest, "test")
     ages = {split: np.array([manifest["subjects"][s]["age"] for s, _ in manifest["splits"][split]["slices"]])
             for split in ("train", "test")}
     pos = {split: np.array([i for _, i in manifest["splits"][split]["slices"]], float) for split in ("train", "test")}
@@ -210,147 +253,244 @@ def obedience(dataset, train, test, model, budget_epochs, n_samples, regressors=
         "slice_mae": agreement(pos["test"][pick], pos_reg.predict(samples))["mae"],
         "slice_regressor_test_mae": agreement(pos["test"], pos_reg.predict(test))["mae"],
         "slice_mae_if_ignored": float(np.abs(pos["test"][pick] - pos["train"].mean()).mean()),
-    }, samples, c_train, regressors
+    }, samples, regressors
+
+
+def _fmt(value, spec=".3f", none="–"):
+    return none if value is None else format(value, spec)
+
+
+def _acc_ci(j, label):
+    a, lo, hi = (j[f"c2st_{label}_{k}"] for k in ("accuracy", "ci95_low", "ci95_high"))
+    return "–" if a is None else f"{a:.3f} [{_fmt(lo, '.2f')}, {_fmt(hi, '.2f')}]"
+
+
+def sample_table(cohort: str, judged: dict, n_samples: int) -> str:
+    """The strict judge's figures, one line per sampler."""
+    header = (f"{'sampler':<16}{'held-out acc [CI]':>20}{'training acc [CI]':>20}{'real-vs-real [CI]':>20}"
+              f"{'near-copies (real)':>20}{'FD posnet (real med, p05-p95)':>32}{'FD own (real p95)':>19}"
+              f"{'MMD (real p95)':>17}{'MS-SSIM (real 5-95 %)':>24}{'sharp':>7}  verdict")
+    lines = [f"samples judged by evaluate_run ({cohort}, {n_samples} samples)", header, "-" * len(header)]
+    for name, j in judged.items():
+        verdict = {True: "indistinguishable", False: "told apart"}.get(j["indistinguishable"], "–")
+        fd = (f"{_fmt(j['fd_posnet'], '.3f')} ({_fmt(j['fd_posnet_real_median'], '.3f')}, "
+              f"{_fmt(j['fd_posnet_real_p05'], '.3f')}-{_fmt(j['fd_posnet_real_p95'], '.3f')})")
+        lines.append(
+            f"{name:<16}{_acc_ci(j, 'heldout'):>20}{_acc_ci(j, 'training'):>20}{_acc_ci(j, 'real_baseline'):>20}"
+            f"{_fmt(j['near_copy_fraction']) + ' (' + _fmt(j['real_near_copy_fraction']) + ')':>20}{fd:>32}"
+            f"{_fmt(j['fd_own'], '.2f') + ' (' + _fmt(j['fd_own_real_p95'], '.2f') + ')':>19}"
+            f"{_fmt(j['mmd'], '.3f') + ' (' + _fmt(j['mmd_real_p95'], '.3f') + ')':>17}"
+            f"{_fmt(j['ms_ssim']) + ' (' + _fmt(j['ms_ssim_real_p05']) + '-' + _fmt(j['ms_ssim_real_p95']) + ')':>24}"
+            f"{_fmt(j['sharpness_ratio'], '.2f'):>7}  {verdict}")
+    return "\n".join(lines)
+
+
+def recon_table(cohort: str, rows: dict, latent_dim: int) -> str:
+    header = (f"{'model':<14}{'epochs':>8}{'prior ep':>9}{'wall s':>8}{'SSIM':>8}{'PSNR dB':>9}{'active':>8}"
+              f"{'KL nats':>9}")
+    lines = [f"reconstructions of the test subjects ({cohort})", header, "-" * len(header)]
+    for name, r in rows.items():
+        active = "–" if r.get("active_units") is None else f"{r['active_units']}/{latent_dim}"
+        lines.append(f"{name:<14}{r['epochs']:>8}{_fmt(r.get('prior_epochs'), 'd'):>9}{r['wall_s']:>8.0f}"
+                     f"{_fmt(r['ssim']):>8}{_fmt(r.get('psnr_db'), '.2f'):>9}{active:>8}"
+                     f"{_fmt(r.get('kl_nats'), '.1f'):>9}")
+    return "\n".join(lines)
+
+
+def _round(value, digits=4):
+    return round(value, digits) if isinstance(value, float) else value
+
+
+def parse_rows(text: str | None) -> list[str]:
+    if not text:
+        return list(ROWS)
+    chosen = [r.strip() for r in text.split(",") if r.strip()]
+    unknown = [r for r in chosen if r not in ROWS]
+    if unknown:
+        raise SystemExit(f"unknown row(s) {', '.join(unknown)}; the rows are: {', '.join(ROWS)}")
+    return [r for r in ROWS if r in chosen]
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="about a minute per model")
+    parser.add_argument("--cohort", choices=COHORTS, default="demo")
+    parser.add_argument("--rows", default="", help=f"comma-separated subset of {','.join(ROWS)} (default: all)")
+    parser.add_argument("--quick", action="store_true", help="20 s per model, 64 samples, short two-sample tests")
     parser.add_argument("--budget-s", type=float, default=240.0, help="training seconds per VAE")
     parser.add_argument("--figures", type=Path, default=None, help="save sample/recon grids here")
+    parser.add_argument("--runs-dir", type=Path, default=None,
+                        help="keep the run folders (with evaluation.json) here; default: a temporary dir, removed")
     args = parser.parse_args(argv)
+    cohort = args.cohort
+    rows_wanted = parse_rows(args.rows)
     budget = 20.0 if args.quick else args.budget_s
-    n_samples, c2st_epochs, reg_epochs = (64, 4, 10) if args.quick else (256, 8, 20)
+    n_samples, reg_epochs = (64, 10) if args.quick else (256, 20)
+    c2st_options = {"max_epochs": 10} if args.quick else {}
+    prefix = "" if cohort == "demo" else f"{cohort}_"
+    wall_started = time.perf_counter()
+    print(f"# command: python bench/quality.py {shlex.join(sys.argv[1:] if argv is None else argv)}")
+    print(f"# started: {time.strftime('%Y-%m-%d %H:%M')}")
+    print(f"# machine: {machine_label()}", flush=True)
 
-    dataset = demo_dataset(size=64)
+    dataset = cohort_dataset(cohort)
+    if dataset is None:
+        print(f"cohort {cohort}: {REAL_DEV} is absent here, nothing measured")
+        print(json.dumps({}))
+        return 0
+    if cohort != "demo":
+        skipped = [r for r in rows_wanted if r in CONDITIONAL]
+        if skipped:
+            print(f"skipping {', '.join(skipped)} on {cohort}: its file ids (Subj1_T1) match no demographics row, "
+                  "so there are no ages or sexes to condition on")
+        rows_wanted = [r for r in rows_wanted if r not in CONDITIONAL]
     train = np.asarray(load_split_images(dataset, "train"))[..., None]
     test = np.asarray(load_split_images(dataset, "test"))[..., None]
-    print(f"dataset {dataset}: {len(train)} train / {len(test)} test slices (test subjects unseen)")
-
-    judge = _SampleJudge(dataset, train, test, n_samples, c2st_epochs)
-    rows, figures, extra = {}, {}, {}
-    for name, overrides in (("ours", {}), ("sigma01", {"recon_loss": "gaussian", "sigma": 0.1}),
-                            ("thesis_loss", {"loss_mode": "thesis"})):
-        config = {**get_preset("vae", "demo"), **overrides}
-        model, epochs, wall, history = train_vae(train, config, budget)
-        metrics, recon, samples = evaluate_vae(model, test)
-        rows[name] = {"epochs": epochs, "wall_s": wall, **metrics}
-        figures[name] = (recon, samples)
-        extra[name] = judge.judge(model, model.sample(n_samples, seed=0))
-        if name == "ours":
-            z_mean, _ = model.encode(train)
-            model.attach_aggregate(fit_aggregate_posterior(z_mean, n_components=10))
-            agg = model.sample(n_samples, seed=0, source="aggregate")
-            extra["ours_aggregate"] = {"sharpness": compute_sharpness(agg[:64], test), **judge.judge(model, agg)}
-            figures["ours_aggregate"] = (recon, agg)
-        print(f"  trained VAE ({name}) {epochs} epochs in {wall:.0f} s", flush=True)
-
-    vq_config = get_preset("vqvae", "demo")
-    vq, epochs, prior_epochs, wall, _ = train_vqvae(train, vq_config, budget, budget / 2)
-    vq_recon = vq.reconstruct(test)
-    vq_samples = vq.sample(64, seed=0)
-    rows["vqvae_prior"] = {
-        "epochs": epochs, "prior_epochs": prior_epochs, "wall_s": wall,
-        "ssim": float(compute_ssim(test, vq_recon).mean()),
-        "psnr_db": float(compute_psnr(test, vq_recon).mean()),
-        "active_units": None, "kl_nats": None,
-        "sharpness": compute_sharpness(vq_samples, test),
-    }
-    figures["vqvae_prior"] = (vq_recon, vq_samples)
-    extra["vqvae_prior"] = judge.judge(vq, vq.sample(n_samples, seed=0), blotches=True)
-    extra["vqvae_prior_t085"] = judge.judge(vq, vq.sample(n_samples, seed=0, temperature=0.85), blotches=True)
-
     manifest = load_manifest(dataset)
-    c_train = dataset_conditions(manifest, "train")
-    cvae_config = {**get_preset("vae", "demo"), "conditional": True,
-                   "slice_range": [manifest["spec"]["start"], manifest["spec"]["stop"]]}
-    cvae, c_epochs, c_wall, _ = train_vae(train, cvae_config, budget, conditions=c_train)
-    obey, cvae_samples, _, regressors = obedience(dataset, train, test, cvae, reg_epochs, n_samples)
-    rows["cvae"] = {"epochs": c_epochs, "wall_s": c_wall, "ssim": float(compute_ssim(
-        test, cvae.reconstruct(test, condition=dataset_conditions(manifest, "test"))).mean()),
-        "psnr_db": float("nan"), "active_units": None, "kl_nats": None,
-        "sharpness": compute_sharpness(cvae_samples[:64], test)}
-    extra["cvae"] = obey
-    print(f"  trained conditional VAE {c_epochs} epochs in {c_wall:.0f} s", flush=True)
+    print(f"cohort {cohort}, dataset {dataset}: {len(train)} train / {len(test)} test slices "
+          f"(test subjects unseen); rows {', '.join(rows_wanted)}; budget {budget:.0f} s per model", flush=True)
 
-    cvq_config = {**vq_config, "conditional": True, "slice_range": cvae_config["slice_range"]}
-    cvq, cq_epochs, cq_wall = train_conditional_prior(vq, train, c_train, cvq_config, budget / 2)
-    cq_obey, cvq_samples, _, _ = obedience(dataset, train, test, cvq, reg_epochs, n_samples, regressors)
-    cvq_recon = cvq.reconstruct(test)  # the same VQ-VAE as vqvae_prior: its encoder/decoder take no condition
-    rows["cvqvae"] = {"epochs": epochs, "prior_epochs": cq_epochs, "wall_s": cq_wall,
-                      "ssim": float(compute_ssim(test, cvq_recon).mean()),
-                      "psnr_db": float(compute_psnr(test, cvq_recon).mean()), "active_units": None, "kl_nats": None,
-                      "sharpness": compute_sharpness(cvq_samples[:64], test)}
-    extra["cvqvae"] = cq_obey
-    figures["cvqvae"] = (cvq_recon, cvq_samples)
-    print(f"  trained a conditional prior for the VQ-VAE, {cq_epochs} epochs in {cq_wall:.0f} s", flush=True)
+    keep = args.runs_dir is not None
+    runs_dir = args.runs_dir.resolve() if keep else Path(tempfile.mkdtemp(prefix="quality-runs-"))
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    rows, judged, grids, extra = {}, {}, {}, {}
+    try:
+        needs = set(rows_wanted)
+        for name, overrides in VAE_ROWS.items():
+            if name not in needs and not (name == "ours" and "ours_aggregate" in needs):
+                continue
+            config = {**get_preset("vae", "demo"), **overrides}
+            model, epochs, wall = train_vae(train, config, budget)
+            print(f"  trained VAE ({name}) {epochs} epochs in {wall:.0f} s", flush=True)
+            run_dir = write_run(runs_dir, f"{cohort}-{name}-{stamp}", dataset, "vae", overrides, model, epochs)
+            kl_units = kl_per_unit(model, test)
+            rows[name] = {"epochs": epochs, "wall_s": wall, "active_units": active_units(model, test),
+                          "kl_nats": float(kl_units.sum())}
+            recon = model.reconstruct(test[:8])
+            if name in needs:
+                judged[name] = judge_figures(judge(run_dir, n_samples, "prior", c2st_options, name))
+                grids[name] = (model.sample(32, seed=0), recon)
+            if name == "ours" and "ours_aggregate" in needs:
+                judged["ours_aggregate"] = judge_figures(judge(run_dir, n_samples, "aggregate", c2st_options,
+                                                               "ours_aggregate"))
+                runs.RunData.open(run_dir).attach_aggregate(model)  # the mixture evaluate_run fitted and kept
+                grids["ours_aggregate"] = (model.sample(32, seed=0, source="aggregate"), None)
+            source = judged.get(name) or judged.get("ours_aggregate") or {}
+            rows[name].update(ssim=source.get("ssim"), psnr_db=source.get("psnr_db"))
+            if rows[name]["ssim"] is None:  # ours trained only for its aggregate row: measured the same way
+                full = model.reconstruct(test)
+                rows[name].update(ssim=float(compute_ssim(test, full).mean()),
+                                  psnr_db=float(compute_psnr(test, full).mean()))
 
-    header = f"{'model':<14}{'epochs':>8}{'wall s':>8}{'SSIM':>8}{'PSNR dB':>9}{'active':>8}{'KL nats':>9}{'sharp':>7}"
-    print("\n" + header + "\n" + "-" * len(header))
-    for name, r in rows.items():
-        active = "–" if r["active_units"] is None else f"{r['active_units']}/{get_preset('vae', 'demo')['latent_dim']}"
-        kl = "–" if r["kl_nats"] is None else f"{r['kl_nats']:.1f}"
-        print(f"{name:<14}{r['epochs']:>8}{r['wall_s']:>8.0f}{r['ssim']:>8.3f}{r['psnr_db']:>9.2f}"
-              f"{active:>8}{kl:>9}{r['sharpness']:>7.2f}")
+        vq = None
+        if needs & {"vqvae_prior", "vqvae_prior_t085", "cvqvae"}:
+            vq_config = get_preset("vqvae", "demo")
+            vq, prior, epochs, prior_epochs, wall = train_vqvae(train, vq_config, budget, budget / 2)
+            print(f"  trained VQ-VAE {epochs} epochs + prior {prior_epochs} epochs in {wall:.0f} s", flush=True)
+            run_dir = write_run(runs_dir, f"{cohort}-vqvae_prior-{stamp}", dataset, "vqvae", {}, vq, epochs,
+                                prior, prior_epochs)
+            rows["vqvae_prior"] = {"epochs": epochs, "prior_epochs": prior_epochs, "wall_s": wall}
+            if "vqvae_prior" in needs:
+                judged["vqvae_prior"] = judge_figures(judge(run_dir, n_samples, "prior", c2st_options,
+                                                            "vqvae_prior"))
+                rows["vqvae_prior"].update(ssim=judged["vqvae_prior"]["ssim"],
+                                           psnr_db=judged["vqvae_prior"]["psnr_db"])
+                grids["vqvae_prior"] = (vq.sample(32, seed=0), vq.reconstruct(test[:8]))
+            else:
+                full = vq.reconstruct(test)
+                rows["vqvae_prior"].update(ssim=float(compute_ssim(test, full).mean()),
+                                           psnr_db=float(compute_psnr(test, full).mean()))
+            if "vqvae_prior_t085" in needs:
+                # Not part of evaluate_run: the blotch rate of n_samples seed-0 draws at 1 and 0.85.
+                detector = BlotchDetector(train[..., 0])
+                extra["vqvae_prior_blotch_rate"] = detector.rate(vq.sample(n_samples, seed=0)[..., 0])["rate"]
+                extra["vqvae_prior_t085_blotch_rate"] = detector.rate(
+                    vq.sample(n_samples, seed=0, temperature=0.85)[..., 0])["rate"]
 
-    print(f"\nsamples ({n_samples}); real–real MS-SSIM {judge.real_ms_ssim:.3f}")
-    header2 = f"{'sampler':<18}{'MS-SSIM':>9}{'FD posnet':>11}{'FD own':>9}{'C2ST acc':>10}{'blotch':>8}"
-    print(header2 + "\n" + "-" * len(header2))
-    for name, e in extra.items():
-        if "c2st" not in e:
-            continue
-        fd_own = "–" if e["fd_own"] is None else f"{e['fd_own']:.2f}"
-        blotch = f"{e['blotch_rate']:.2f}" if "blotch_rate" in e else "–"
-        print(f"{name:<18}{e['ms_ssim']:>9.3f}{e['fd_posnet']:>11.3f}{fd_own:>9}{e['c2st']:>10.2f}{blotch:>8}")
-    o = extra["cvae"]
-    print(f"\nconditional VAE: age r {o['age_r']:.2f} (regressor on real test {o['age_regressor_test_r']:.2f}); "
-          f"slice MAE {o['slice_mae']:.1f} (real test {o['slice_regressor_test_mae']:.1f}, "
-          f"a model ignoring the request {o['slice_mae_if_ignored']:.1f})")
-    o = extra["cvqvae"]
-    print(f"conditional VQ-VAE (conditional prior): age r {o['age_r']:.2f} (real test "
-          f"{o['age_regressor_test_r']:.2f}); slice MAE {o['slice_mae']:.1f} (real test "
-          f"{o['slice_regressor_test_mae']:.1f}, ignoring the request {o['slice_mae_if_ignored']:.1f})")
+        c_train = dataset_conditions(manifest, "train") if needs & set(CONDITIONAL) else None
+        slice_range = [manifest["spec"]["start"], manifest["spec"]["stop"]]
+        regressors = None
+        if "cvae" in needs:
+            cvae_config = {**get_preset("vae", "demo"), "conditional": True, "slice_range": slice_range}
+            cvae, c_epochs, c_wall = train_vae(train, cvae_config, budget, conditions=c_train)
+            obey, cvae_samples, regressors = obedience(dataset, train, test, cvae, reg_epochs, n_samples)
+            recon = cvae.reconstruct(test, condition=dataset_conditions(manifest, "test"))
+            rows["cvae"] = {"epochs": c_epochs, "wall_s": c_wall, "ssim": float(compute_ssim(test, recon).mean()),
+                            "psnr_db": float(compute_psnr(test, recon).mean()),
+                            "sharpness_ratio": float(compute_sharpness(cvae_samples[:64], test))}
+            extra["cvae"] = obey
+            print(f"  trained conditional VAE {c_epochs} epochs in {c_wall:.0f} s", flush=True)
+        if "cvqvae" in needs:
+            cvq_config = {**get_preset("vqvae", "demo"), "conditional": True, "slice_range": slice_range}
+            cvq, cq_epochs, cq_wall = train_conditional_prior(vq, train, c_train, cvq_config, budget / 2)
+            cq_obey, cvq_samples, regressors = obedience(dataset, train, test, cvq, reg_epochs, n_samples,
+                                                         regressors)
+            # The same VQ-VAE as vqvae_prior: its encoder and decoder take no condition.
+            rows["cvqvae"] = {"epochs": rows["vqvae_prior"]["epochs"], "prior_epochs": cq_epochs, "wall_s": cq_wall,
+                              "ssim": rows["vqvae_prior"]["ssim"], "psnr_db": rows["vqvae_prior"]["psnr_db"],
+                              "sharpness_ratio": float(compute_sharpness(cvq_samples[:64], test))}
+            extra["cvqvae"] = cq_obey
+            print(f"  trained a conditional prior for the VQ-VAE, {cq_epochs} epochs in {cq_wall:.0f} s", flush=True)
+    finally:
+        if not keep:
+            shutil.rmtree(runs_dir, ignore_errors=True)
+
+    # Only the rows asked for (ours may have been trained for ours_aggregate alone; the VQ-VAE for cvqvae).
+    shown = {name: r for name, r in rows.items() if name in rows_wanted}
+    latent_dim = get_preset("vae", "demo")["latent_dim"]
+    print("\n" + recon_table(cohort, shown, latent_dim))
+    if judged:
+        print("\n" + sample_table(cohort, judged, n_samples))
+        print("held-out acc: the two-sample test against subjects never trained on (0.5 = not told apart); "
+              "training: the same test against training slices (much lower = memorisation); real-vs-real: "
+              "held-out against training-split people, the bar; near-copies: samples that are near-copies "
+              "of training slices (real strangers' fraction beside)")
+    if "vqvae_prior_blotch_rate" in extra:
+        print(f"\nVQ-VAE blotch rate ({n_samples} seed-0 samples; not part of evaluate_run): "
+              f"temperature 1 {extra['vqvae_prior_blotch_rate']:.3f}, 0.85 {extra['vqvae_prior_t085_blotch_rate']:.3f}")
+    if "cvae" in extra:
+        o = extra["cvae"]
+        print(f"\nconditional VAE: age r {o['age_r']:.2f} (regressor on real test {o['age_regressor_test_r']:.2f}); "
+              f"slice MAE {o['slice_mae']:.1f} (real test {o['slice_regressor_test_mae']:.1f}, "
+              f"a model ignoring the request {o['slice_mae_if_ignored']:.1f})")
+    if "cvqvae" in extra:
+        o = extra["cvqvae"]
+        print(f"conditional VQ-VAE (conditional prior): age r {o['age_r']:.2f} (real test "
+              f"{o['age_regressor_test_r']:.2f}); slice MAE {o['slice_mae']:.1f} (real test "
+              f"{o['slice_regressor_test_mae']:.1f}, ignoring the request {o['slice_mae_if_ignored']:.1f})")
 
     if args.figures:
         args.figures.mkdir(parents=True, exist_ok=True)
-        for name, (recon, samples) in figures.items():
-            (args.figures / f"quality_{name}_samples.png").write_bytes(grid_png(samples[:32], ncols=8, upscale=2))
-            pairs = np.concatenate([test[:8], recon[:8]])
-            (args.figures / f"quality_{name}_recon.png").write_bytes(grid_png(pairs, ncols=8, upscale=2))
+        for name, (samples, recon) in grids.items():
+            (args.figures / f"{name}_samples.png").write_bytes(grid_png(samples[:32], ncols=8, upscale=1))
+            if recon is not None and name in ("ours", "vqvae_prior"):
+                pairs = np.concatenate([test[:8], recon[:8]])
+                (args.figures / f"{name}_recon.png").write_bytes(grid_png(pairs, ncols=8, upscale=1))
+        print(f"figures in {args.figures}")
 
-    ours, thesis = rows["ours"], rows["thesis_loss"]
-    summary = {
-        "budget_s": budget,
-        "ours_ssim": round(ours["ssim"], 4), "thesis_loss_ssim": round(thesis["ssim"], 4),
-        "ours_active_units": ours["active_units"], "thesis_loss_active_units": thesis["active_units"],
-        "ours_kl_nats": round(ours["kl_nats"], 2), "thesis_loss_kl_nats": round(thesis["kl_nats"], 2),
-        "ours_sharpness_ratio": round(ours["sharpness"], 3),
-        "thesis_loss_sharpness_ratio": round(thesis["sharpness"], 3),
-        "vqvae_ssim": round(rows["vqvae_prior"]["ssim"], 4),
-        "vqvae_sharpness_ratio": round(rows["vqvae_prior"]["sharpness"], 3),
-        "ssim_gain_ratio": round(ours["ssim"] / max(thesis["ssim"], 1e-9), 3),
-        "ours_epochs": ours["epochs"], "thesis_loss_epochs": thesis["epochs"],
-        "sigma01_ssim": round(rows["sigma01"]["ssim"], 4),
-        "sigma01_sharpness_ratio": round(rows["sigma01"]["sharpness"], 3),
-        "ours_aggregate_sharpness_ratio": round(extra["ours_aggregate"]["sharpness"], 3),
-        "vqvae_epochs": rows["vqvae_prior"]["epochs"], "vqvae_prior_epochs": rows["vqvae_prior"]["prior_epochs"],
-        "real_ms_ssim": round(judge.real_ms_ssim, 4),
-        "n_samples": n_samples,
-    }
-    for name in ("ours", "ours_aggregate", "sigma01", "thesis_loss", "vqvae_prior", "vqvae_prior_t085"):
-        e = extra[name]
-        summary[f"{name}_ms_ssim"] = round(e["ms_ssim"], 4)
-        summary[f"{name}_fd_posnet"] = round(e["fd_posnet"], 4)
-        summary[f"{name}_fd_own"] = None if e["fd_own"] is None else round(e["fd_own"], 3)
-        summary[f"{name}_c2st_accuracy"] = round(e["c2st"], 3)
-        if "blotch_rate" in e:
-            summary[f"{name}_blotch_rate"] = round(e["blotch_rate"], 3)
-    summary.update({f"cvae_{k}": (None if v is None else round(v, 3)) for k, v in extra["cvae"].items()})
-    summary["cvae_epochs"] = rows["cvae"]["epochs"]
-    summary.update({f"cvqvae_{k}": (None if v is None else round(v, 3)) for k, v in extra["cvqvae"].items()})
-    summary["cvqvae_prior_epochs"] = rows["cvqvae"]["prior_epochs"]
-    summary["cvqvae_sharpness_ratio"] = round(rows["cvqvae"]["sharpness"], 3)
-    print(json.dumps(summary))
+    summary = {"cohort": cohort, "budget_s": budget, "n_samples": n_samples,
+               "n_train_images": int(len(train)), "n_test_images": int(len(test)),
+               "dataset_hash": manifest.get("hash"), "rows": ",".join(rows_wanted)}
+    for name, r in shown.items():
+        for key in ("ssim", "psnr_db", "epochs", "prior_epochs", "wall_s", "active_units", "kl_nats"):
+            if r.get(key) is not None:
+                summary[f"{name}_{key}"] = _round(r[key], 4 if key != "kl_nats" else 2)
+    if "ours" in shown and "thesis_loss" in shown:
+        summary["ssim_gain_ratio"] = round(shown["ours"]["ssim"] / max(shown["thesis_loss"]["ssim"], 1e-9), 3)
+    for name, j in judged.items():
+        for key, value in j.items():
+            if key in ("ssim", "psnr_db") and name == "ours_aggregate":
+                continue  # the same run's reconstructions as ours
+            summary[f"{name}_{key}"] = _round(value)
+    for key in ("vqvae_prior_blotch_rate", "vqvae_prior_t085_blotch_rate"):
+        if key in extra:
+            summary[key] = round(extra[key], 3)
+    for name in CONDITIONAL:
+        if name in extra:
+            summary.update({f"{name}_{k}": (None if v is None else round(v, 3)) for k, v in extra[name].items()})
+            summary[f"{name}_sharpness_ratio"] = round(rows[name]["sharpness_ratio"], 3)
+    print(f"# finished: {time.strftime('%Y-%m-%d %H:%M')}, wall {time.perf_counter() - wall_started:.0f} s")
+    print(json.dumps({f"{prefix}{k}" if prefix else k: v for k, v in summary.items()}))
     return 0
 
 
