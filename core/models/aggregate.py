@@ -183,11 +183,3 @@ def fit_model_aggregate(model, images, condition=None, n_components=10, covarian
     z_mean, _ = model.encode(np.asarray(images), condition=condition)
     return fit_aggregate_posterior(z_mean, n_components, covariance_type, seed=seed)
 
-
-def attach_run_aggregate(model, run_dir, n_components=10, covariance_type="full", refit=False):
-    """Deprecated alias of :func:`core.training.runs.attach_run_aggregate` (models do not read run
-    folders).  Kept only until ``core.evaluation.run.evaluate_run`` takes the run's
-    :class:`~core.training.runs.RunData`; then delete it."""
-    from core.training.runs import attach_run_aggregate as attach
-
-    return attach(model, run_dir, n_components, covariance_type, refit)
