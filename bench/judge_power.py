@@ -6,8 +6,9 @@ real side (the held-out subjects: validation + test) against up to 256 training-
 (other real people, as many as the evaluation's samples), untouched (``none``: the real-vs-real
 null) or with one planted change: blur sigma 0.7 px, 3 % noise, a 2 px shift, gamma 0.85.
 
-A planted case is *detected* when its accuracy lies above the upper end of the null's 95 %
-interval on the same split: the rule :func:`core.evaluation.run.verdict` applies to samples.
+A planted case is *detected* when its 95 % interval lies wholly above both the null's interval
+and 0.5 (:func:`core.evaluation.c2st.beyond_real`): the rule :func:`core.evaluation.run.verdict`
+applies to samples.
 
 Cohorts:
 - ``demo``: the thesis' slice range of the demo cohort, split 70/10/20 (as ``bench/quality.py``);
@@ -87,9 +88,10 @@ def measure(name: str, dataset: Path, n_samples: int, cases, options) -> dict:
     result = planted_power(heldout, heldout_subjects, others, other_subjects, cases=cases, n_samples=n_samples,
                            progress=lambda case: print(f"  {name}: {case}", file=sys.stderr, flush=True),
                            **options)
-    null_upper = result["none"]["ci95"][1]
+    from core.evaluation.c2st import beyond_real
+
     for case, row in result.items():
-        row["detected"] = bool(case != "none" and row["accuracy"] > null_upper)
+        row["detected"] = bool(case != "none" and beyond_real(row, result["none"]))
     return {"cases": result, "seconds": time.perf_counter() - started, "n_heldout": len(heldout),
             "n_heldout_subjects": len(set(heldout_subjects)), "n_other_subjects": len(set(other_subjects)),
             "dataset": str(dataset)}

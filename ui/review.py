@@ -195,7 +195,7 @@ def evaluate_button(run_dir: str) -> None:
             help="A VAE decodes poorly where N(0, I) puts mass the training images never reached; "
                  "the aggregate posterior samples where they live. The choice is kept in evaluation.json.")
     if st.button("Evaluate", type="primary", key="review_evaluate",
-                 help="Measure this run on its test split and samples (about a minute for a demo run)."):
+                 help="Measure this run on its held-out subjects and samples (a few minutes for a demo run: three two-sample tests train classifiers to convergence)."):
         bar = st.progress(0.0, text="starting")
         try:
             evaluate_run(run_dir, progress=lambda f, m: bar.progress(min(1.0, f), text=m),

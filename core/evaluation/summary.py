@@ -64,7 +64,9 @@ def judge_rows(evaluation: dict) -> list[dict]:
     if missing:
         add("Two-sample accuracy, held-out subjects", None, detail=missing)
     else:
-        within = None if base_missing else c2st["accuracy"] <= base["ci95"][1]
+        from core.evaluation.c2st import beyond_real
+
+        within = None if base_missing else not beyond_real(c2st, base)
         add("Two-sample accuracy, held-out subjects", c2st["accuracy"],
             base_missing or f"{base['accuracy']:.3f}{_ci(base)}", _within(within),
             f"{_ci(c2st).strip()} · {c2st.get('n_scored')} images · best of CNN "

@@ -5,8 +5,8 @@ The two-sample test must spot real held-out slices changed in small, known ways 
 subjects.  The sizes are the evaluation's: the held-out subjects' slices against up to 256
 slices of other subjects.  ``bench/judge_power.py`` measures the same at full training length
 on the benchmark datasets (the README's figures); here the CNN is capped at 30 epochs to keep
-the suite short, which the bounds allow for: a planted case is detected when its accuracy lies
-above the null's 95 % interval, the rule the evaluation's verdict applies to samples.
+the suite short, which the bounds allow for: a planted case is detected when its 95 % interval
+lies above the null's and above 0.5, the rule the evaluation's verdict applies to samples.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import pytest
 
 from core.data.cohort import build_cohort_dataset, load_cohort
 from core.data.dataset import load_manifest, load_split_images
+from core.evaluation.c2st import beyond_real
 from core.evaluation.planted import PLANTED, planted_power
 
 REAL_DEV = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "real_dev"
@@ -37,10 +38,14 @@ def _heldout_and_others(dataset):
 
 def _check_power(result):
     null = result["none"]
-    assert 0.3 <= null["accuracy"] <= 0.7, f"two disjoint sets of real subjects told apart: {null['accuracy']:.3f}"
+    # Two disjoint sets of real people: never told apart (interval reaches 0.5 or below).  With a
+    # handful of subjects a side the figure sits somewhat *below* 0.5 (what a classifier learns
+    # about a few people is reversed on the next few), which the bench reports; far below would
+    # mean a broken split, far above a leak between the classifier's training and scoring parts.
+    assert 0.3 <= null["accuracy"] <= 0.65 and null["ci95"][0] < 0.5, f"real vs real: {null}"
     for case in CASES[1:]:
         row = result[case]
-        assert row["accuracy"] > null["ci95"][1], f"{case} not detected: {row['accuracy']:.3f} vs null {null}"
+        assert beyond_real(row, null), f"{case} not detected: {row['ci95']} vs null {null['ci95']}"
         assert row["accuracy"] >= 0.6, f"{case}: {row['accuracy']:.3f}"
     # Blur and noise are what blurry decoders and noisy samplers do: spotted nearly always.
     assert result["blur"]["accuracy"] >= 0.9 and result["noise"]["accuracy"] >= 0.9
