@@ -1,7 +1,6 @@
 """Review: real vs reconstruction vs residual, samples beside their nearest real slice,
 measured quality of a run, and a blinded reader study with its statistics."""
 
-from pathlib import Path
 
 import streamlit as st
 
@@ -13,7 +12,7 @@ from core.training import runs
 from ui import review
 
 st.title("Review")
-all_runs = [r for r in runs.list_runs() if (Path(r["path"]) / "model.keras").is_file()]
+all_runs = [r for r in runs.list_runs() if review.has_model(r["path"])]
 if not all_runs:
     st.info("No trained run yet. Train a model on the **Train** page first; it appears here.")
     st.stop()

@@ -30,19 +30,29 @@ STUDY_KEPT = "review_study_kept"
 EVAL_MESSAGE = "review_eval_message"
 
 
+def has_model(run_dir) -> bool:
+    """Whether the run folder holds a model to review (a broken config counts as none)."""
+    from core.training.runs import RunData
+
+    try:
+        return RunData.open(run_dir).has_model()
+    except UserError:
+        return False
+
+
 def _stamp(run_dir: str) -> tuple[int, int]:
     # (model mtime, prior mtime): a VQ-VAE writes prior.keras after model.keras, once per prior
     # epoch, and a cache keyed on the model file alone would keep sampling with a stale prior.
-    from core.training.checkpoints import model_stamp
+    from core.training.runs import RunData
 
-    return model_stamp(run_dir)
+    return RunData.open(run_dir).stamp
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the model…")
 def _model(run_dir: str, stamp: tuple[int, int]):
-    from core.training.checkpoints import load_run_model
+    from core.training.runs import RunData
 
-    return load_run_model(run_dir)
+    return RunData.open(run_dir).load_model()
 
 
 def model(run_dir: str):
@@ -52,10 +62,11 @@ def model(run_dir: str):
 
 @st.cache_data(max_entries=4, show_spinner=False)
 def _context(run_dir: str, stamp: tuple[int, int]) -> dict:
-    from core.evaluation.run import run_context
+    from core.training.runs import RunData
 
-    ctx = run_context(run_dir)
-    return {"test": ctx["test"], "train": ctx["train"], "dataset": ctx["dataset"]}
+    data = RunData.open(run_dir)
+    return {"test": data.split("test").as_dict(), "train": data.split("train").as_dict(),
+            "dataset": str(data.dataset_dir)}
 
 
 def context(run_dir: str) -> dict:
@@ -184,10 +195,10 @@ def evaluate_button(run_dir: str) -> None:
     """Run the evaluator with a progress bar; the figures are read back from evaluation.json."""
     from core.evaluation.run import evaluate_run
 
-    from core.training.runs import read_config
+    from core.training.runs import RunData
 
     source = "prior"
-    if (read_config(run_dir) or {}).get("model_type") == "vae":
+    if RunData.open(run_dir).model_type == "vae":
         source = st.radio(
             "Samples from", ["prior", "aggregate"], horizontal=True, key="review_eval_source",
             format_func={"prior": "N(0, I) prior",

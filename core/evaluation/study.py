@@ -155,8 +155,7 @@ class StudyStore:
         Raises UserError for a bad mode, count or share, a run without a model, and a study
         that needs more real slices than the test split has.
         """
-        from core.evaluation.run import run_context
-        from core.training import checkpoints, runs
+        from core.training import runs
 
         if mode not in MODES:
             raise UserError(f"mode must be one of {MODES}, got {mode!r}")
@@ -167,8 +166,10 @@ class StudyStore:
         run_dir = Path(run_dir)
         if not (run_dir / runs.CONFIG).is_file():
             raise UserError(f"run {run_dir.name} no longer exists (or is not a run folder): pick another run")
-        context = run_context(run_dir)
-        test = context["test"]["images"]
+        data = runs.RunData.open(run_dir)
+        if not data.has_split("test"):
+            raise UserError(f"the dataset of run {run_dir.name} has no test images: a study shows test slices")
+        test = data.split("test").images
         n_items = int(n_items)
         if mode == "single":
             n_real = int(round(n_items * float(real_share)))
@@ -179,7 +180,7 @@ class StudyStore:
         if n_real > len(test):
             raise UserError(f"the study asks for {n_real} real slices but the test split of run {run_dir.name} "
                             f"has only {len(test)}: lower the count or the real share")
-        model = model or checkpoints.load_run_model(run_dir)
+        model = model or data.load_model()
         rng = np.random.default_rng(seed)
         real_idx = np.sort(rng.choice(len(test), n_real, replace=False))
         synthetic = np.asarray(model.sample(n_syn, seed=seed))[..., 0] if n_syn else np.zeros((0, *test.shape[1:]))
