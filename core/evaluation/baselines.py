@@ -81,13 +81,14 @@ def distance_against_real(real_features, real_groups, synthetic_features, distan
     rng = np.random.default_rng(seed)
     baseline, values, sizes = [], [], []
     for a, b in by_subject_draws(real_groups, n_draws, seed):
+        if synthetic_features is not None and len(synthetic_features) < len(b):
+            b = np.sort(rng.choice(b, len(synthetic_features), replace=False))  # fewer samples than B: match them
         if len(a) < 2 or len(b) < 2:
             continue
         baseline.append(distance(real_features[a], real_features[b]))
         sizes.append((len(a), len(b)))
         if synthetic_features is not None:
-            m = min(len(b), len(synthetic_features))
-            pick = rng.choice(len(synthetic_features), m, replace=False)
+            pick = rng.choice(len(synthetic_features), len(b), replace=False)
             values.append(distance(real_features[a], np.asarray(synthetic_features)[pick]))
     if not baseline:
         raise UserError("every by-subject split left fewer than 2 slices on one side")
