@@ -228,15 +228,37 @@ def _two_sample(ev: _Evaluation):
     # samples, those split by subject: what a model that drew new people of the training
     # population would score at these sizes.
     pick = np.sort(rng.choice(len(train_images), min(len(train_images), ev.n_samples), replace=False))
-    try:
-        entry["real_baseline"] = classifier_two_sample_test(ev.heldout, ev.heldout_subjects, train_images[pick],
-                                                            train_subjects[pick], **options)
-    except UserError as exc:
-        entry["real_baseline"] = unavailable(exc)
+    entry["real_baseline"] = _cached_real_baseline(
+        ev, options, lambda: classifier_two_sample_test(ev.heldout, ev.heldout_subjects, train_images[pick],
+                                                        train_subjects[pick], **options))
     memo = ev.result.get("memorisation") or {}
     if "near_copy_fraction" in memo:
         entry["near_copy_fraction"] = memo["near_copy_fraction"]
     ev.result["c2st"] = entry
+
+
+def _cached_real_baseline(ev: _Evaluation, options: dict, measure: Callable[[], dict]) -> dict:
+    """The real-vs-real two-sample test of the run's dataset, measured once per dataset, sample
+    count and options: it involves no model, so every run and sampler of a dataset shares it."""
+    import hashlib
+    import json
+
+    from core import settings
+    from core.atomic import read_json, write_json_atomic
+
+    key = json.dumps({"dataset": ev.data.manifest.get("hash"), "n": ev.n_samples, "version": 1,
+                      "options": {k: options[k] for k in sorted(options)}}, sort_keys=True)
+    path = settings.cache_dir() / "evaluation" / f"c2st_real_{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+    cached = read_json(path, default=None) if path.is_file() else None
+    if isinstance(cached, dict) and "accuracy" in cached:
+        return {**cached, "cached": True}
+    try:
+        result = measure()
+    except UserError as exc:
+        return unavailable(exc)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, result)
+    return result
 
 
 def _anomaly(ev: _Evaluation):
