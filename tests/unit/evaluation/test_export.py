@@ -39,7 +39,7 @@ def test_nifti_stack_orientation_affine_and_description(tmp_path):
 def test_html_report_is_self_contained(trained_vae):
     from core.evaluation.run import evaluate_run
 
-    evaluation = evaluate_run(trained_vae, n_samples=8, write=False)
+    evaluation = evaluate_run(trained_vae, n_samples=8, write=False, c2st_options={"max_folds": 2, "max_epochs": 10})
     page = html_report(trained_vae, evaluation, np.random.default_rng(0).random((4, 32, 32)), [])
     assert page.startswith("<!doctype html>") and "Measured quality" in page
     assert "data:image/png;base64," in page and "plotly" in page.lower()

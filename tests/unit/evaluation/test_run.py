@@ -14,7 +14,10 @@ from core import settings
 from core.errors import UserError
 from core.evaluation.run import evaluate_run
 
-CONTRACT = ("ssim", "psnr", "ms_ssim_synthetic", "ms_ssim_real", "frechet", "c2st", "n_samples")
+CONTRACT = ("ssim", "psnr", "ms_ssim_synthetic", "ms_ssim_real", "frechet", "c2st", "memorisation", "verdict",
+            "n_samples")
+#: Where a test is not about the two-sample test's power: two folds and 15 epochs keep it short.
+QUICK_C2ST = {"max_folds": 2, "max_epochs": 15}
 
 
 def _headline(value):
@@ -76,7 +79,7 @@ def test_evaluation_json_holds_the_contract(short_and_long):
 def test_longer_training_scores_better_than_one_epoch(short_and_long):
     from core.evaluation.run import evaluate_run
 
-    short, long = (evaluate_run(r, n_samples=32, write=False) for r in short_and_long)
+    short, long = (evaluate_run(r, n_samples=32, write=False, c2st_options=QUICK_C2ST) for r in short_and_long)
     # The slice-position net is trained on the same data with the same seed for both runs,
     # so its Fréchet distances are comparable across models (own-encoder ones are not).
     assert long["frechet"]["mean"] < short["frechet"]["mean"]
@@ -155,11 +158,11 @@ def test_vae_samples_from_its_aggregate_posterior_on_request(trained_vae, traine
     """``sample_source="aggregate"`` fits the run's mixture once, samples from it and says so."""
     from core.models.aggregate import AGGREGATE
 
-    result = evaluate_run(trained_vae, n_samples=8, write=False, sample_source="aggregate")
+    result = evaluate_run(trained_vae, n_samples=8, write=False, sample_source="aggregate", c2st_options=QUICK_C2ST)
     assert result["sample_source"] == "aggregate"
     assert (trained_vae / AGGREGATE).is_file()
     assert result["c2st"]["accuracy"] is not None and result["ms_ssim_synthetic"]["mean"] > 0
-    assert evaluate_run(trained_vae, n_samples=8, write=False)["sample_source"] == "prior"
+    assert evaluate_run(trained_vae, n_samples=8, write=False, c2st_options=QUICK_C2ST)["sample_source"] == "prior"
     with pytest.raises(UserError, match="aggregate posterior is for a VAE"):
         evaluate_run(trained_vqvae, n_samples=8, write=False, sample_source="aggregate")
     with pytest.raises(UserError, match="sample_source"):

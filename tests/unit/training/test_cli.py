@@ -62,7 +62,7 @@ def test_evaluate_writes_ssim_and_psnr(trained_vae, trained_vqvae):
     from core.evaluation.run import evaluate_run  # moved out of this module (issue 9)
 
     for run_dir in (trained_vae, trained_vqvae):
-        result = evaluate_run(run_dir, n_samples=8)
+        result = evaluate_run(run_dir, n_samples=8, c2st_options={"max_folds": 2, "max_epochs": 10})
         stored = json.loads((run_dir / "evaluation.json").read_text())
         assert stored == json.loads(json.dumps(result))
         assert 0 <= result["ssim"]["mean"] <= 1 and result["psnr"]["mean"] > 0 and result["n_test"] == 8

@@ -153,7 +153,8 @@ def test_cli_trains_a_conditional_vqvae_and_it_is_evaluated(capsys, tmp_path, co
     assert a.shape == (4, 32, 32, 1) and np.array_equal(a, b)  # seeded population of conditions
     code, _, err = _main(capsys, "sample", run_dir, "--n", "4", "--out", tmp_path / "s.png")
     assert code == 0, err
-    result = evaluate_run(run_dir, n_samples=16, seed=0)  # reconstructs with conditions (ignored) and samples
+    # reconstructs with conditions (ignored) and samples
+    result = evaluate_run(run_dir, n_samples=16, seed=0, c2st_options={"max_folds": 2, "max_epochs": 10})
     assert 0 < result["ssim"]["mean"] <= 1 and result["n_samples"] == 16 and "c2st" in result
 
 
@@ -183,6 +184,6 @@ def test_a_conditional_run_samples_without_a_condition_and_is_evaluated(capsys, 
     code, out, err = _main(capsys, "sample", conditional_run, "--n", "4", "--out", tmp_path / "s.png")
     assert code == 0, err
     assert (tmp_path / "s.png").stat().st_size > 100
-    result = evaluate_run(conditional_run, n_samples=16, seed=0)
+    result = evaluate_run(conditional_run, n_samples=16, seed=0, c2st_options={"max_folds": 2, "max_epochs": 10})
     assert 0 < result["ssim"]["mean"] <= 1
     assert result["fd_own_encoder"]["value"] >= 0 and "c2st" in result
