@@ -33,35 +33,11 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import numpy as np  # noqa: E402
 
-REAL_DEV = ROOT.parent / "shared" / "data" / "real_dev"
-#: The real_dev dataset of the benchmarks: (axis, start, stop, size, split fractions, split seed).
-REAL_DEV_SPEC = ("axial", 58, 82, 64, (0.6, 0.1, 0.3), 1)
-
-
-def demo_dataset(size: int = 64) -> Path:
-    """The thesis' slice range on the demo cohort, split by subject 70/10/20."""
-    from core.data.cohort import build_cohort_dataset, load_cohort
-    from core.data.demo import build_demo_cohort
-    from core.data.slices import thesis_spec
-    from core.data.volumes import load_volume
-
-    cohort = load_cohort(build_demo_cohort())
-    spec = thesis_spec(load_volume(cohort.entries[0]), size=size)
-    return build_cohort_dataset(cohort, spec, fractions=(0.7, 0.1, 0.2), seed=0).path
-
-
-def real_dev_dataset(folder: Path = REAL_DEV) -> Path:
-    """``REAL_DEV_SPEC`` built from the real development heads with the project's CLI path."""
-    from core.data.cohort import build_cohort_dataset, load_cohort
-    from core.data.slices import SliceSpec
-
-    axis, start, stop, size, fractions, seed = REAL_DEV_SPEC
-    cohort = load_cohort(folder)
-    spec = SliceSpec(axis=axis, start=start, stop=stop, size=size)
-    return build_cohort_dataset(cohort, spec, fractions=fractions, seed=seed).path
+from cohorts import REAL_DEV, demo_dataset, real_dev_dataset  # noqa: E402  (the benchmarks' two datasets)
 
 
 def heldout_and_others(dataset: Path):
