@@ -93,6 +93,7 @@ class Judge:
         manifest = load_manifest(dataset)
         subjects, slices = manifest["subjects"], manifest["splits"]["train"]["slices"]
         self.train, self.test, self.c2st_epochs = train, test, c2st_epochs
+        self.test_subjects = [s for s, _ in manifest["splits"]["test"]["slices"]]
         self.blotches = BlotchDetector(train)
         self.net = train_slice_position_net(train, [i for _, i in slices], [subjects[s]["site"] for s, _ in slices])
         self.real_features = self.net.features(test)
@@ -102,7 +103,10 @@ class Judge:
         out = {"blotch_rate": self.blotches.rate(s)["rate"],
                "fd_posnet": frechet_distance(self.real_features, self.net.features(s))}
         if self.c2st_epochs:
-            out["c2st"] = classifier_two_sample_test(self.train, s, self.test, epochs=self.c2st_epochs)["accuracy"]
+            # The strict test: held-out (test) subjects split by subject, trained to convergence
+            # (``c2st_epochs`` caps the CNN's epochs).
+            out["c2st"] = classifier_two_sample_test(self.test, self.test_subjects, s,
+                                                     max_epochs=self.c2st_epochs)["accuracy"]
         return out
 
 
