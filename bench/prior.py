@@ -139,7 +139,7 @@ def main(argv=None) -> int:
     print(f"run {args.run.name}: {len(codes['train'])}/{len(codes['val'])}/{len(codes['test'])} train/val/test "
           f"slices encoded to {grid}x{grid} code grids in {time.perf_counter() - t0:.1f} s; "
           f"{epochs} prior epochs per variant, {n} samples per temperature; load {_load_avg()}", flush=True)
-    judge = Judge(dataset, split["train"], split["test"], 4 if args.c2st else 0)
+    judge = Judge(dataset, split["train"], split["test"], 100 if args.c2st else 0)
 
     rows = {}
     saved = vq.prior
