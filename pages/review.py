@@ -59,7 +59,9 @@ try:
                 st.caption("Every sample figure stands beside what two sets of different real people score at the "
                            "same sizes (held-out subjects, split by subject). Indistinguishable needs the two-sample "
                            "accuracy within that real baseline and no more near-copies than real strangers.")
-                st.dataframe(review.metrics_table(evaluation), hide_index=True, width="stretch")
+                table = review.metrics_table(evaluation)
+                # Tall enough for every row: a scrolled table hid the last figures below the fold.
+                st.dataframe(table, hide_index=True, width="stretch", height=36 * (len(table) + 1) + 2)
             else:
                 st.info("This run has not been evaluated yet.")
             review.evaluate_button(run_dir)

@@ -76,7 +76,7 @@ def judge_rows(evaluation: dict) -> list[dict]:
         t_missing = _missing(training)
         gap = c2st.get("memorisation_gap") or {}
         add("Two-sample accuracy, training slices", None if t_missing else training.get("accuracy"),
-            "–", "–" if t_missing else ("memorisation signal" if gap.get("signal") else "no memorisation signal"),
+            "–", "–" if t_missing else ("copy signal" if gap.get("signal") else "no copy signal"),
             t_missing or f"{_ci(training).strip()} · gap held-out − training {gap.get('gap', 0):+.3f}")
 
     memo = ev.get("memorisation") or {}
