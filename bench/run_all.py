@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -188,7 +189,7 @@ def jobs(only: str) -> list[tuple[str, str, list[str]]]:
     return out
 
 
-def from_logs(spec: str, out: Path, keep_others: bool, argv_text: str) -> int:
+def from_logs(spec: str, out: Path, keep_others: bool, argv_text: str, note: str = "") -> int:
     """Write ``out`` from benchmark logs (``name=path,...``) without running anything."""
     results, seconds, header = {}, {}, []
     pairs = [item.split("=", 1) for item in spec.split(",") if item.strip()]
@@ -205,7 +206,7 @@ def from_logs(spec: str, out: Path, keep_others: bool, argv_text: str) -> int:
                       f"started {info.get('started', '?')}, finished {info.get('finished', '?')}; "
                       f"machine: {info.get('machine', '?')} (log `{path}`).")
     header += ["", "Ratios compare a baseline and a candidate measured in the same process; absolute times "
-               "depend on the machine and its load."]
+               "depend on the machine and its load."] + (["", note] if note else [])
     kept = []
     if keep_others:
         old_header, kept, names = previous_file(out, set(results))
@@ -229,12 +230,13 @@ def main(argv=None) -> int:
     parser.add_argument("--quality-budget-s", type=float, default=None, help="quality: training seconds per model")
     parser.add_argument("--keep-others", action="store_true",
                         help="keep the rows of benchmarks not run now from the existing --out file")
+    parser.add_argument("--note", default="", help="--from-logs: a sentence added to the header (why, what else ran)")
     parser.add_argument("--from-logs", default="",
                         help="name=log,...: write the table from these logs' last JSON lines, run nothing")
     args = parser.parse_args(argv)
     if args.from_logs:
-        return from_logs(args.from_logs, args.out, args.keep_others,
-                         " ".join(sys.argv[1:] if argv is None else argv))
+        argv_text = " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+        return from_logs(args.from_logs, args.out, args.keep_others, argv_text, args.note)
     machine = machine_label()
     results, seconds = {}, {}
     for name, script_name, extra in jobs(args.only):
