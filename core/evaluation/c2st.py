@@ -173,10 +173,10 @@ def _fit_statistics(s_fit, y_fit, groups_fit, seed):
     from sklearn.preprocessing import StandardScaler
 
     n_splits = int(min(4, len(np.unique(groups_fit))))
-    cv = list(GroupKFold(n_splits).split(s_fit, y_fit, groups_fit)) if n_splits >= 2 else 3
-    cv = [(a, b) for a, b in cv if len(np.unique(y_fit[a])) == 2] if isinstance(cv, list) else cv
+    splits = [] if n_splits < 2 else [(a, b) for a, b in GroupKFold(n_splits).split(s_fit, y_fit, groups_fit)
+                                      if len(np.unique(y_fit[a])) == 2]
     model = make_pipeline(StandardScaler(), LogisticRegressionCV(
-        Cs=np.logspace(-3, 2, 11), cv=cv if cv else 3, class_weight="balanced", scoring="neg_log_loss",
+        Cs=np.logspace(-3, 2, 11), cv=splits or 3, class_weight="balanced", scoring="neg_log_loss",
         max_iter=5000, random_state=seed))
     with warnings.catch_warnings():  # scikit-learn 1.8 announces a rename of the fitted attributes
         warnings.simplefilter("ignore", FutureWarning)
@@ -188,7 +188,7 @@ def classifier_two_sample_test(real, real_groups, synthetic, synthetic_groups=No
                                max_epochs: int = 100, patience: int = 8, batch_size: int = 32,
                                learning_rate: float = 1e-3, validation_fraction: float = 0.25,
                                max_folds: int = 5) -> dict:
-    """Two-fold, subject-split classifier two-sample test of ``real`` against ``synthetic``.
+    """k-fold, subject-split classifier two-sample test of ``real`` against ``synthetic``.
 
     Args:
         real: ``(N, H, W)`` real slices, e.g. of the held-out subjects (validation + test).
@@ -199,8 +199,9 @@ def classifier_two_sample_test(real, real_groups, synthetic, synthetic_groups=No
             (e.g. slices of real subjects in a planted case); None for model samples.
 
     Returns:
-        ``{accuracy, ci95, n_scored, p_value, auc, accuracy_real, accuracy_synthetic, folds, ...}``;
-        ``accuracy`` is on a balanced scored set (chance = 0.5), ``ci95`` its Wilson interval.
+        ``{accuracy, ci95, classifier, n_scored, p_value, auc, accuracy_real, accuracy_synthetic,
+        classifiers: {cnn, statistics}, folds, n_folds, ...}``: the better classifier's accuracy on
+        a balanced scored set (chance = 0.5) and its Wilson interval, and both classifiers' own.
     """
     from sklearn.metrics import roc_auc_score
 
