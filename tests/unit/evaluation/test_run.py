@@ -45,7 +45,7 @@ def test_evaluation_json_holds_the_contract(short_and_long):
     from core.evaluation.run import evaluate_run, read_evaluation
 
     run_dir = short_and_long[1]
-    result = evaluate_run(run_dir, n_samples=32)
+    result = evaluate_run(run_dir, n_samples=32, c2st_options=QUICK_C2ST)
     assert read_evaluation(run_dir) == json.loads(json.dumps(result))
     for key in CONTRACT:
         assert key in result, key
