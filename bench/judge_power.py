@@ -35,29 +35,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import numpy as np  # noqa: E402
 
 from cohorts import REAL_DEV, demo_dataset, real_dev_dataset  # noqa: E402  (the benchmarks' two datasets)
 
 
-def heldout_and_others(dataset: Path):
-    """(held-out images, their subjects, training images, their subjects) of a dataset."""
-    from core.data.dataset import load_manifest, load_split_images
-
-    manifest = load_manifest(dataset)
-
-    def split(name):
-        entry = manifest["splits"].get(name) or {}
-        if not entry.get("slices"):
-            return np.zeros((0, manifest["spec"]["size"], manifest["spec"]["size"]), np.float32), []
-        return np.asarray(load_split_images(dataset, name), np.float32), [s for s, _ in entry["slices"]]
-
-    (va, vs), (te, ts), (tr, trs) = split("val"), split("test"), split("train")
-    return np.concatenate([va, te]), vs + ts, tr, trs
-
-
 def measure(name: str, dataset: Path, n_samples: int, cases, options) -> dict:
-    from core.evaluation.planted import planted_power
+    from core.evaluation.planted import heldout_and_others, planted_power
 
     heldout, heldout_subjects, others, other_subjects = heldout_and_others(dataset)
     started = time.perf_counter()

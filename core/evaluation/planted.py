@@ -22,7 +22,7 @@ import numpy as np
 
 from core.evaluation.metrics import image_stack
 
-__all__ = ["PLANTED", "plant", "planted_power"]
+__all__ = ["PLANTED", "plant", "planted_power", "heldout_and_others"]
 
 
 def _blur(x, rng):
@@ -68,6 +68,24 @@ def plant(images, name: str, seed: int = 0) -> np.ndarray:
         raise KeyError(f"unknown planted case {name!r}; one of {', '.join(PLANTED)}")
     x = image_stack(images).astype(np.float64)
     return PLANTED[name][1](x, np.random.default_rng(seed)).astype(np.float32)
+
+
+def heldout_and_others(dataset) -> tuple[np.ndarray, list, np.ndarray, list]:
+    """(held-out images, their subjects, training images, their subjects) of a dataset folder:
+    the evaluation's real side (validation + test) and the disjoint people to plant changes in."""
+    from core.data.dataset import load_manifest, load_split_images
+
+    manifest = load_manifest(dataset)
+    size = manifest["spec"]["size"]
+
+    def split(name):
+        entry = manifest["splits"].get(name) or {}
+        if not entry.get("slices"):
+            return np.zeros((0, size, size), np.float32), []
+        return np.asarray(load_split_images(dataset, name), np.float32), [s for s, _ in entry["slices"]]
+
+    (va, vs), (te, ts), (tr, trs) = split("val"), split("test"), split("train")
+    return np.concatenate([va, te]), vs + ts, tr, trs
 
 
 def planted_power(heldout, heldout_subjects, others, other_subjects, cases=None, n_samples: int = 256,

@@ -18,22 +18,11 @@ import numpy as np
 import pytest
 
 from core.data.cohort import build_cohort_dataset, load_cohort
-from core.data.dataset import load_manifest, load_split_images
 from core.evaluation.c2st import beyond_real
-from core.evaluation.planted import PLANTED, planted_power
+from core.evaluation.planted import PLANTED, heldout_and_others, planted_power
 
 REAL_DEV = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "real_dev"
 CASES = ["none", "blur", "noise", "shift", "gamma"]
-
-
-def _heldout_and_others(dataset):
-    manifest = load_manifest(dataset)
-
-    def split(name):
-        return (np.asarray(load_split_images(dataset, name)), [s for s, _ in manifest["splits"][name]["slices"]])
-
-    (va, vs), (te, ts), (tr, trs) = split("val"), split("test"), split("train")
-    return np.concatenate([va, te]), vs + ts, tr, trs
 
 
 def _check_power(result):
@@ -63,7 +52,7 @@ def test_planted_cases_on_the_demo_cohort(tmp_path_factory):
     cohort = load_cohort(build_demo_cohort(root / "cohort", n_subjects=24, seed=0))
     spec = thesis_spec(load_volume(cohort.entries[0]), size=64)
     dataset = build_cohort_dataset(cohort, spec, fractions=(0.7, 0.1, 0.2), seed=0, cache_dir=root / "cache").path
-    result = planted_power(*_heldout_and_others(dataset), cases=CASES, max_epochs=30)
+    result = planted_power(*heldout_and_others(dataset), cases=CASES, max_epochs=30)
     assert result["none"]["n_scored"] >= 200
     _check_power(result)
 
@@ -80,7 +69,7 @@ def test_planted_cases_on_real_heads(tmp_path_factory):
     # Split seed 1 puts a head of each scanner geometry on both sides (see bench/judge_power.py).
     dataset = build_cohort_dataset(load_cohort(REAL_DEV), SliceSpec("axial", 58, 82, 64), fractions=(0.6, 0.1, 0.3),
                                    seed=1, cache_dir=root / "cache").path
-    result = planted_power(*_heldout_and_others(dataset), cases=CASES, max_epochs=30)
+    result = planted_power(*heldout_and_others(dataset), cases=CASES, max_epochs=30)
     assert result["none"]["n_real_subjects"] == 5 and result["none"]["n_scored"] == 240
     _check_power(result)
 
