@@ -46,6 +46,14 @@ def _build_dataset(args) -> int:
 
         source = build_demo_cohort()
     cohort = load_cohort(source, args.demographics)
+    # What was found, before the build: the layout, the demographics' match and what was not used.
+    print(cohort.layout_summary(), file=sys.stderr)
+    if warning := cohort.demographics_summary():
+        print(f"warning: {warning}", file=sys.stderr)
+    for note in cohort.notes:
+        print(f"demographics: {note}", file=sys.stderr)
+    for problem in cohort.problems:
+        print(f"not used: {problem}", file=sys.stderr)
     bar, update = _tqdm_progress("build dataset")
     with bar:
         result = build_cohort_dataset(cohort, spec, fractions=args.split, seed=args.seed,
@@ -64,8 +72,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     build = commands.add_parser("build-dataset", help="build a leak-free slice dataset, print its folder")
     build.add_argument("--data", type=Path, default=settings.data_source(),
-                       help="folder of NIfTI volumes or IXI-T1.tar (default: the demo cohort)")
-    build.add_argument("--demographics", type=Path, default=None, help="IXI.xls or CSV with ID, Age, Sex")
+                       help="folder of NIfTI volumes (IXI, BIDS or flat) or IXI-T1.tar (default: the demo cohort)")
+    build.add_argument("--demographics", type=Path, default=None, help="IXI.xls, CSV, TSV or .xlsx with ID, Age, Sex "
+                       "(default: participants.tsv of a BIDS folder, or the table next to the data)")
     build.add_argument("--axis", choices=list(AXES), required=True)
     build.add_argument("--start", type=int, required=True, help="first slice (canonical index)")
     build.add_argument("--stop", type=int, required=True, help="one past the last slice")

@@ -18,8 +18,9 @@ import pandas as pd
 
 from core import settings
 from core.data.dataset import BuildResult, build_dataset
-from core.data.demographics import cohort_table, find_demographics, load_demographics, unmatched_subjects
-from core.data.volumes import VolumeEntry, scan_source
+from core.data.demographics import MatchReport, cohort_table, find_demographics, load_demographics, match_report
+from core.data.layouts import LAYOUT_NAMES, open_layout
+from core.data.volumes import VolumeEntry
 from core.errors import UserError
 
 __all__ = ["Cohort", "load_cohort", "demographics_id", "build_cohort_dataset", "save_upload"]
@@ -32,13 +33,17 @@ class Cohort:
     Attributes
     ----------
     source : absolute path of the folder, IXI tar archive or single file.
-    entries : its volumes (:func:`core.data.volumes.scan_source`), sorted by subject id.
-    table : one row per volume: subject_id, site, age, sex, file.
-    demographics : the demographics file used (given, or found next to the data), or None.
+    entries : its volumes (:func:`core.data.layouts.open_layout`), sorted by subject id.
+    table : one row per volume: subject_id, session, site, age, sex, file, link target.
+    demographics : the demographics file used (given, the layout's own, or found next to the
+        data), or None.
     demographics_id : identity of that file's content for the dataset hash ("" without one).
-    notes : readable remarks about the demographics (rows without age, duplicates...).
+    notes : readable remarks about the demographics (duplicated or conflicting rows...).
     unmatched : subject ids of volumes that have no row in the demographics file (all of them
         when the file names other subjects; empty without a file).
+    layout : which layout was found ("ixi", "bids", "flat", "tar", "file").
+    problems : files refused or left out by the layout, each named with the reason.
+    match : how volumes and demographics rows matched (None without a file).
     """
 
     source: Path
@@ -48,17 +53,31 @@ class Cohort:
     demographics_id: str = ""
     notes: list[str] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)
+    layout: str = "flat"
+    problems: list[str] = field(default_factory=list)
+    match: MatchReport | None = None
+
+    def layout_summary(self) -> str:
+        """One line: the layout found, its volumes and the demographics' match counts, e.g.
+        ``"BIDS dataset: 12 volumes · participants.tsv: 12 of 12 volumes matched a row"``."""
+        n = len(self.entries)
+        text = f"{LAYOUT_NAMES.get(self.layout, self.layout)}: {n} volume{'s' if n != 1 else ''}"
+        if self.layout == "bids":
+            subjects = len({e.subject_group for e in self.entries})
+            text += f" of {subjects} subject{'s' if subjects != 1 else ''}"
+        links = sum(1 for e in self.entries if e.link_target)
+        if links:
+            text += f" ({links} through links)"
+        if self.problems:
+            text += f", {len(self.problems)} not used"
+        text += " · " + (self.match.counts() if self.match else "no demographics file")
+        return text
 
     def demographics_summary(self) -> str | None:
-        """"demographics X matched k of N subjects" (with the ids that did not), or None when
-        there is no file or every subject matched."""
-        if self.demographics is None or not self.unmatched:
-            return None
-        n = len(self.entries)
-        shown = ", ".join(self.unmatched[:12]) + (f" and {len(self.unmatched) - 12} more"
-                                                 if len(self.unmatched) > 12 else "")
-        return (f"demographics {self.demographics.name} matched {n - len(self.unmatched)} of {n} subjects; "
-                f"no row for {shown} (their age and sex stay unknown)")
+        """"demographics X matched k of N subjects" (with the ids that did not, and an example
+        of each side when fewer than half matched), or None when there is no file or every
+        subject matched."""
+        return self.match.warning() if self.match else None
 
 
 def demographics_id(path: str | Path | None) -> str:
@@ -77,28 +96,32 @@ def demographics_id(path: str | Path | None) -> str:
 
 
 def load_cohort(source: str | Path, demographics: str | Path | None = None) -> Cohort:
-    """The cohort of a data source, with demographics joined by subject id.
+    """The cohort of a data source (any layout of :mod:`core.data.layouts`), with demographics
+    joined by subject id.
 
-    ``demographics`` is an IXI.xls / CSV file; without it one lying next to the data is used
+    ``demographics`` is an IXI.xls / CSV / TSV / .xlsx file; without it the layout's own (BIDS
+    ``participants.tsv``) or one lying next to the data is used
     (:func:`core.data.demographics.find_demographics`).
 
     Raises:
         UserError: the source or the named demographics file is missing or unreadable.
     """
     source = Path(source).expanduser().absolute()
-    entries = scan_source(source)
+    layout = open_layout(source)
+    entries = list(layout.entries)
     if demographics is not None and str(demographics).strip():
         demographics = Path(demographics).expanduser().absolute()
         if not demographics.is_file():
             raise UserError(f"demographics file {demographics} does not exist")
     else:
-        demographics = find_demographics(source)
-    table, notes, unmatched = (None, [], [])
+        demographics = layout.demographics or find_demographics(source)
+    table, notes, match = (None, [], None)
     if demographics is not None:
         table, notes = load_demographics(demographics)
-        unmatched = unmatched_subjects(entries, table)
+        match = match_report(entries, table, demographics.name)
     return Cohort(source, entries, cohort_table(entries, table), demographics,
-                  demographics_id(demographics), list(notes), unmatched)
+                  demographics_id(demographics), list(notes), list(match.unmatched) if match else [],
+                  layout.kind, list(layout.problems), match)
 
 
 def build_cohort_dataset(

@@ -253,9 +253,14 @@ def build_dataset(
         raise UserError("no usable volume for this slice range: " + "; ".join(skipped[:3]))
 
     info = _subject_info(list(images), entries, cohort)
-    # Stratify by site and sex so each split sees every scanner and both sexes where it can.
-    strata = [f"{info[s]['site']}|{info[s]['sex']}" for s in images]
-    split = split_subjects(list(images), fractions, seed, strata=strata)
+    # Split whole subjects: a BIDS subject's sessions are separate volumes of one subject.
+    group_of = {e.subject_id: e.subject_group for e in entries}
+    strata_of: dict[str, str] = {}
+    for s in images:
+        # Stratify by site and sex so each split sees every scanner and both sexes where it can.
+        strata_of.setdefault(group_of[s], f"{info[s]['site']}|{info[s]['sex']}")
+    by_group = split_subjects(list(strata_of), fractions, seed, strata=list(strata_of.values()))
+    split = {name: sorted(s for s in images if group_of[s] in set(groups)) for name, groups in by_group.items()}
     splits = {}
     for name, subjects in split.items():
         stacks = [images[s] for s in subjects]

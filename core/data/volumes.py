@@ -8,6 +8,7 @@ problem (corrupt gzip, not NIfTI, 2-D, 4-D, constant, ...) raises
 
 from __future__ import annotations
 
+import os
 import re
 import tarfile
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ __all__ = [
     "Volume",
     "VolumeEntry",
     "parse_subject_name",
+    "is_nifti_name",
     "scan_source",
     "load_volume",
     "volume_from_bytes",
@@ -49,17 +51,34 @@ class VolumeEntry:
     member: str | None = None  # member name inside the tar, if any
     nbytes: int = 0
     mtime_ns: int = 0
-    #: Where a symbolic link in a data folder points when that is outside the folder: such a
-    #: file is listed (so the user sees it by name) but never read.
-    link_outside: str | None = None
+    #: The real file when a link in the data folder leads elsewhere (shown in the cohort table).
+    link_target: str | None = None
+    #: BIDS session label (``ses-YY`` without ``ses-``), or None.
+    session: str | None = None
 
     @property
     def name(self) -> str:
         return Path(self.member or self.path).name
 
+    @property
+    def subject_group(self) -> str:
+        """The subject this volume belongs to: its id without the session (volumes of one
+        subject always land in the same split).
+
+        >>> VolumeEntry("sub-01_ses-2", None, "x", session="2").subject_group
+        'sub-01'
+        """
+        if self.session and self.subject_id.endswith(f"_ses-{self.session}"):
+            return self.subject_id[: -len(f"_ses-{self.session}")]
+        return self.subject_id
+
     def identity(self) -> str:
-        """A string that changes when the file's content may have changed (for cache keys)."""
-        return f"{self.path}::{self.member or ''}::{self.nbytes}::{self.mtime_ns}"
+        """A string that changes when the file's content may have changed (for cache keys).
+
+        It holds the real path (links and ``..`` resolved), so the same file named relative,
+        absolute or through a link has one identity.
+        """
+        return f"{os.path.realpath(self.path)}::{self.member or ''}::{self.nbytes}::{self.mtime_ns}"
 
 
 @dataclass
@@ -128,69 +147,27 @@ def _strip_suffix(name: str) -> str:
     return name
 
 
-def _is_nifti_name(name: str) -> bool:
+def is_nifti_name(name: str) -> bool:
+    """Whether a file name is a NIfTI volume's (``.nii`` / ``.nii.gz``, not hidden).
+
+    >>> is_nifti_name("a.NII.GZ"), is_nifti_name(".a.nii"), is_nifti_name("a.txt")
+    (True, False, False)
+    """
     return name.lower().endswith(_NIFTI_SUFFIXES) and not Path(name).name.startswith(".")
 
 
 def scan_source(source: str | Path) -> list[VolumeEntry]:
-    """List the volumes in a folder (recursively), an IXI tar archive, or a single file.
+    """List the volumes of a folder (IXI, BIDS or any), an IXI tar archive, or a single file.
 
-    Entries are sorted by subject id; nothing is decompressed here.
+    Entries are sorted by subject id; nothing is decompressed here.  See
+    :func:`core.data.layouts.open_layout` for the layout found and the files not used.
     """
-    source = Path(source).expanduser()
-    if not source.exists():
-        raise UserError(f"data source {source} does not exist")
-    entries: list[VolumeEntry] = []
-    if source.is_dir():
-        try:
-            files = sorted(p for p in source.rglob("*") if p.is_file() and _is_nifti_name(p.name))
-        except OSError as exc:
-            raise UserError(f"cannot list folder {source}: {exc}") from exc
-        root = source.resolve()
-        for path in files:
-            stat = path.stat()
-            subject_id, site = parse_subject_name(path.name)
-            target = path.resolve()
-            outside = None if target.is_relative_to(root) else str(target)
-            entries.append(VolumeEntry(subject_id, site, str(path), None, stat.st_size, stat.st_mtime_ns,
-                                       link_outside=outside))
-    elif tarfile.is_tarfile(source):
-        stat = source.stat()
-        try:
-            with tarfile.open(source) as archive:
-                members = [m for m in archive.getmembers() if m.isfile() and _is_nifti_name(m.name)]
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            raise UserError(f"cannot read tar archive {source}: {exc}") from exc
-        for m in members:
-            subject_id, site = parse_subject_name(m.name)
-            entries.append(VolumeEntry(subject_id, site, str(source), m.name, m.size, stat.st_mtime_ns))
-    elif source.is_file() and _is_nifti_name(source.name):
-        stat = source.stat()
-        subject_id, site = parse_subject_name(source.name)
-        entries.append(VolumeEntry(subject_id, site, str(source), None, stat.st_size, stat.st_mtime_ns))
-    else:
-        raise UserError(
-            f"{source} is neither a folder, a tar archive nor a NIfTI file (.nii / .nii.gz)"
-        )
-    if not entries:
-        raise UserError(f"no NIfTI volumes (.nii / .nii.gz) found in {source}")
-    # Duplicate ids (same subject twice) would leak across splits: keep the first, say so.
-    seen: dict[str, VolumeEntry] = {}
-    for entry in entries:
-        seen.setdefault(entry.subject_id, entry)
-    return sorted(seen.values(), key=lambda e: e.subject_id)
+    from core.data.layouts import open_layout
 
-
-def _refuse_outside_link(entry: VolumeEntry) -> None:
-    if entry.link_outside is not None:
-        raise UserError(
-            f"{entry.name} is a link to {entry.link_outside}, outside the data folder: not followed "
-            "(copy the file into the folder if it is a volume you want)"
-        )
+    return list(open_layout(source).entries)
 
 
 def _read_bytes(entry: VolumeEntry) -> bytes:
-    _refuse_outside_link(entry)
     try:
         if entry.member is None:
             return Path(entry.path).read_bytes()
@@ -315,7 +292,6 @@ def canonical_shape(entry: VolumeEntry) -> tuple[int, int, int]:
     """
     import gzip
 
-    _refuse_outside_link(entry)
     try:
         if entry.member is None:
             handle = open(entry.path, "rb")
