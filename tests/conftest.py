@@ -7,13 +7,23 @@ from pathlib import Path
 
 import pytest
 
-from helpers import TINY_VAE, TINY_VQVAE, make_tiny_dataset, smooth_head, write_nifti  # noqa: F401  (re-exported)
+from helpers import (  # noqa: F401  (re-exported)
+    SHARED_DATA, TINY_VAE, TINY_VQVAE, fail_missing_in_ci, make_tiny_dataset, skip_missing, smooth_head, write_nifti,
+)
 
 REPO = Path(__file__).resolve().parent.parent
-IXI_SAMPLE = REPO.parent / "shared" / "data" / "ixi_sample"
+IXI_SAMPLE = SHARED_DATA / "ixi_sample"
+REAL_DEV = SHARED_DATA / "real_dev"
 
 # Keep TensorFlow quiet and on the CPU-friendly path in tests.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """With ``CI=true`` a test skipped for want of ``../shared`` or Chromium (``skip_missing``) fails."""
+    outcome = yield
+    fail_missing_in_ci(outcome.get_result(), call)
 
 
 @pytest.fixture(autouse=True)
@@ -27,10 +37,18 @@ def _isolated_dirs(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(scope="session")
 def ixi_sample_dir() -> Path:
-    """The two real IXI volumes + demographics in ../shared (skips when absent)."""
+    """The two real IXI volumes + demographics in ../shared (skips when absent; fails in CI)."""
     if not (IXI_SAMPLE / "IXI_demog.csv").is_file():
-        pytest.skip("../shared/data/ixi_sample is not present")
+        skip_missing("../shared/data/ixi_sample is not present")
     return IXI_SAMPLE
+
+
+@pytest.fixture(scope="session")
+def real_dev_dir() -> Path:
+    """The 12 real heads + participants.csv in ../shared (skips when absent; fails in CI)."""
+    if not (REAL_DEV / "participants.csv").is_file() or len(list(REAL_DEV.glob("*.nii.gz"))) < 12:
+        skip_missing("../shared/data/real_dev (12 real heads) is not present")
+    return REAL_DEV
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 #: Networks small enough that an epoch on the 48-image tiny dataset takes well under a second
 #: (one definition for every test that trains; copy before changing: ``dict(TINY_VAE)``).
@@ -111,3 +112,33 @@ def make_tiny_conditional_dataset(out_dir: Path, size: int = 32, per_split=(64, 
     extra = {"subjects": info} if demographics else None
     return write_dataset(out_dir, spec, splits, dataset_hash=f"tinycond{size}-{seed}-{int(demographics)}",
                          extra=extra)
+
+
+# --- Tests that need what a clean checkout may lack (../shared, Chromium) ----------------------
+
+SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+
+class MissingResource(pytest.skip.Exception):
+    """A skip because something outside the repository is missing (``../shared``, Chromium).
+
+    Locally such a test skips; in CI (``CI=true``) the hook in ``tests/conftest.py`` turns it
+    into a failure, so a CI run without the shared data or the browser cannot pass quietly.
+    """
+
+
+def skip_missing(reason: str):
+    """Skip the calling test (or fixture) because ``reason`` names something missing; fails in CI."""
+    raise MissingResource(reason)
+
+
+def fail_missing_in_ci(report, call, environ=None) -> None:
+    """Make ``report`` a failure when it is a :class:`MissingResource` skip and ``CI=true``."""
+    import os
+
+    environ = os.environ if environ is None else environ
+    if environ.get("CI", "").lower() != "true" or not report.skipped or call.excinfo is None:
+        return
+    if isinstance(call.excinfo.value, MissingResource):
+        report.outcome = "failed"
+        report.longrepr = f"CI=true, and this test needs what is missing: {call.excinfo.value.msg}"

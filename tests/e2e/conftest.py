@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from e2e.support import BROWSER_ARGS, CHROMIUM, REPO, serve
+from helpers import skip_missing
 
 NETGUARD = Path(__file__).resolve().parent / "netguard"
 
@@ -116,7 +117,7 @@ def fresh_app(tmp_path):
 @pytest.fixture(scope="session")
 def browser():
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+        skip_missing(f"{CHROMIUM} is not installed (apt-get install chromium)")
     playwright_api = pytest.importorskip("playwright.sync_api")
     with playwright_api.sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)

@@ -25,6 +25,7 @@ import pytest
 from e2e.conftest import guarded_env, netguard_attempts, place_demo_cohort
 from e2e.support import REPO, screenshot, serve, wait_idle
 from e2e.test_latent import hover_a_point
+from helpers import skip_missing
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -76,7 +77,7 @@ def journey_server(request, tmp_path):
     """(source, url, runs dir, netguard log, server log) of a fresh server with its own folders and the guard."""
     source = request.param
     if source == "ixi" and not (IXI_SAMPLE.is_dir() and len(list(IXI_SAMPLE.glob("*.nii.gz"))) >= 2):
-        pytest.skip(f"{IXI_SAMPLE} (two real IXI volumes) is absent")
+        skip_missing(f"{IXI_SAMPLE} (two real IXI volumes) is absent")
     log = tmp_path / "netguard.log"
     env = guarded_env(tmp_path, log)
     if source == "demo":
