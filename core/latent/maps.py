@@ -19,7 +19,7 @@ import pandas as pd
 from core.errors import UserError
 from core.latent.directions import fit_pca
 
-__all__ = ["METHODS", "MIN_POINTS", "project", "cached_project", "nearest_neighbours", "map_table",
+__all__ = ["METHODS", "MIN_POINTS", "FFT_FROM_POINTS", "project", "tsne_gradient_method", "cached_project", "nearest_neighbours", "map_table",
            "warm_umap", "umap_ready"]
 
 METHODS = ("pca", "tsne", "umap")
@@ -74,25 +74,7 @@ def project(points, method: str = "pca", seed: int = 0,
             out = np.pad(out, ((0, 0), (0, 2 - out.shape[1])))
         return out.astype("float32")
     if method == "tsne":
-        from openTSNE import TSNE
-
-        perplexity = float(min(30.0, (len(x) - 1) / 3.0))
-        total = 750
-
-        class _Progress:
-            def __init__(self):
-                self.done = 0
-
-            def __call__(self, iteration, error, embedding):
-                self.done += 10
-                say(min(0.99, self.done / total), f"t-SNE iteration {self.done} of {total}")
-                return False
-
-        tsne = TSNE(n_components=2, perplexity=perplexity, random_state=seed, n_jobs=n_jobs,
-                    callbacks=_Progress(), callbacks_every_iters=10, verbose=False)
-        embedding = tsne.fit(x.astype("float64"))
-        say(1.0, "t-SNE done")
-        return np.asarray(embedding, "float32")
+        return _tsne(x, seed, say, n_jobs)
     _numba_cache()
     import umap
 
@@ -104,6 +86,60 @@ def project(points, method: str = "pca", seed: int = 0,
     _warm_done.set()
     say(1.0, "UMAP done")
     return np.asarray(out, "float32")
+
+
+#: From this many points t-SNE uses openTSNE's FFT-interpolated gradients, below it Barnes-Hut
+#: (``bench/latent.py``: at 1,200 points Barnes-Hut is the faster, at 16,000 FFT).
+FFT_FROM_POINTS = 5_000
+#: Iterations of openTSNE's two phases (early exaggeration, then the embedding): its defaults.
+TSNE_ITERATIONS = (250, 500)
+
+
+class _CountedGradient:
+    """openTSNE's gradient function (Barnes-Hut or FFT) that counts its calls and reports progress.
+
+    openTSNE's own callbacks make it evaluate the KL divergence at every callback (a second pass
+    over the affinities); this wrapper reports after each ``every`` gradient steps and never asks
+    for the error, so the progress bar costs nothing.  (openTSNE still computes the error once at
+    the end of each phase, as it does without callbacks; those calls are not counted as steps.)
+    """
+
+    def __init__(self, gradient, total: int, say: Callable[[float, str], None], every: int = 10):
+        self.gradient, self.total, self.say, self.every, self.done = gradient, total, say, every, 0
+
+    def __call__(self, embedding, P, should_eval_error=False, **kwargs):
+        out = self.gradient(embedding, P, should_eval_error=should_eval_error, **kwargs)
+        if should_eval_error:  # openTSNE's own error at the end of a phase, not a step
+            return out
+        self.done += 1
+        if self.done % self.every == 0:
+            self.say(min(0.99, self.done / self.total), f"t-SNE iteration {self.done} of {self.total}")
+        return out
+
+
+def tsne_gradient_method(n_points: int) -> str:
+    """``"bh"`` or ``"fft"``: the faster openTSNE gradient for ``n_points`` (see FFT_FROM_POINTS).
+
+    >>> tsne_gradient_method(1200), tsne_gradient_method(16000)
+    ('bh', 'fft')
+    """
+    return "fft" if n_points >= FFT_FROM_POINTS else "bh"
+
+
+def _tsne(x: np.ndarray, seed: int, say, n_jobs: int) -> np.ndarray:
+    from openTSNE import TSNE
+    from openTSNE.tsne import kl_divergence_bh, kl_divergence_fft
+
+    method = tsne_gradient_method(len(x))
+    gradient = {"bh": kl_divergence_bh, "fft": kl_divergence_fft}[method]
+    say(0.0, "t-SNE: nearest neighbours")
+    counted = _CountedGradient(gradient, sum(TSNE_ITERATIONS), say)
+    tsne = TSNE(n_components=2, perplexity=float(min(30.0, (len(x) - 1) / 3.0)), random_state=seed,
+                n_jobs=n_jobs, early_exaggeration_iter=TSNE_ITERATIONS[0], n_iter=TSNE_ITERATIONS[1],
+                negative_gradient_method=counted, verbose=False)
+    embedding = tsne.fit(x.astype("float64"))
+    say(1.0, "t-SNE done")
+    return np.asarray(embedding, "float32")
 
 
 def cached_project(points, method: str, seed: int, key: str, cache_dir: str | Path | None = None,
