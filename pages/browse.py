@@ -19,10 +19,14 @@ entries, cohort = found.entries, found.table
 if is_demo:
     st.info("**Synthetic demo cohort** — deformed MNI152 templates with simulated age, sex and site "
             "effects, not real patients. Choose *Folder or IXI-T1.tar* in the sidebar for real IXI.")
+st.caption(found.layout_summary())
 if summary := found.demographics_summary():
     st.warning(summary[0].upper() + summary[1:])
 for note in found.notes:
     st.caption(f"Demographics: {note}")
+if found.problems:
+    with st.expander(f"Files not used ({len(found.problems)})"):
+        st.text("\n".join(found.problems))
 by_id = {e.subject_id: e for e in entries}
 
 # --- Subject table with filters ------------------------------------------------------------

@@ -76,9 +76,11 @@ class VolumeEntry:
         """A string that changes when the file's content may have changed (for cache keys).
 
         It holds the real path (links and ``..`` resolved), so the same file named relative,
-        absolute or through a link has one identity.
+        absolute or through a link has one identity, and the subject id, so a link that gives
+        the file another name (another subject id in a dataset's manifest) has another.
         """
-        return f"{os.path.realpath(self.path)}::{self.member or ''}::{self.nbytes}::{self.mtime_ns}"
+        real = os.path.realpath(self.path)
+        return f"{self.subject_id}::{real}::{self.member or ''}::{self.nbytes}::{self.mtime_ns}"
 
 
 @dataclass

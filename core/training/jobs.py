@@ -88,6 +88,7 @@ def _spawn(run: RunFolder) -> int:
 def _start_process(run: RunFolder) -> int:
     command = [sys.executable, "-m", "core", "train", "--run-dir", str(run.path), "--quiet"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+    env["KERAS_BACKEND"] = "tensorflow"  # the training step is TensorFlow (tf.data input, device setup)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(settings.REPO_ROOT), env.get("PYTHONPATH")) if p)
     run.write_status("queued", pid=None, message="starting the training process")
     run.clear_cancel()

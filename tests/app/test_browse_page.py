@@ -97,3 +97,35 @@ def test_other_subjects_preview_waits_for_a_click_then_comes_from_disk(ixi_sampl
     again = _browse(ixi_sample_dir)
     assert not [b for b in again.button if b.label.startswith("Show")]
     assert len(again.get("image")) == images_before + 1
+
+
+def test_real_dev_opens_with_ages_and_sexes(real_dev_dir):
+    """Issue 19: 12 real heads named SubjN_T1.nii.gz with a participants.csv whose IDs are SubjN."""
+    at = _browse(real_dev_dir)
+    assert not at.exception, at.exception
+    assert not at.error and not at.warning, [w.value for w in at.warning]
+    captions = " ".join(c.value for c in at.caption)
+    assert "flat folder: 12 volumes · participants.csv: 12 of 12 volumes matched a row" in captions
+    table = at.dataframe[0].value
+    assert len(table) == 12 and table["age"].notna().all() and set(table["sex"]) == {"F", "M"}
+    assert at.selectbox(key="subject_id").value == "Subj13_T1"
+    assert "age 72.8" in captions and "sex M" in captions
+
+
+def test_bids_folder_with_a_bad_link_names_it(tmp_path, ixi_sample_dir):
+    volume = next(ixi_sample_dir.glob("*.nii.gz"))
+    anat = tmp_path / "sub-01" / "ses-2" / "anat"
+    anat.mkdir(parents=True)
+    (anat / "sub-01_ses-2_T1w.nii.gz").symlink_to(volume)
+    (tmp_path / "sub-02" / "anat").mkdir(parents=True)
+    (tmp_path / "sub-02" / "anat" / "sub-02_T1w.nii").symlink_to("/etc/passwd")
+    (tmp_path / "participants.tsv").write_text("participant_id\tage\tsex\nsub-01\t41\tfemale\n")
+    at = _browse(tmp_path)
+    assert not at.exception, at.exception
+    captions = " ".join(c.value for c in at.caption)
+    assert "BIDS dataset: 1 volume of 1 subject (1 through links), 1 not used" in captions
+    assert "participants.tsv: 1 of 1 volumes matched a row" in captions
+    table = at.dataframe[0].value
+    assert table["session"].tolist() == ["2"] and table["link target"].tolist() == [str(volume.resolve())]
+    assert table["age"].tolist() == [41.0] and table["sex"].tolist() == ["F"]
+    assert any("sub-02_T1w.nii: a link to /etc/passwd, which is not a NIfTI volume" in t.value for t in at.text)

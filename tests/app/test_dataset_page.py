@@ -45,9 +45,10 @@ def test_range_outside_every_volume_is_a_message(ixi_sample_dir):
     assert "outside this volume" in at.error[0].value
 
 
-def test_page_and_cli_give_the_same_dataset_folder(ixi_sample_dir):
+def test_page_and_cli_give_the_same_dataset_folder(ixi_sample_dir, tmp_path):
     """The same choice (folder + its demographics, range, size, split, seed) from the Dataset
-    page and from ``python -m core build-dataset`` (relative paths) is one dataset."""
+    page (the folder named through a link, as when ../shared is one) and from
+    ``python -m core build-dataset`` (relative paths from the real folder) is one dataset."""
     import os
     import subprocess
     import sys
@@ -55,7 +56,8 @@ def test_page_and_cli_give_the_same_dataset_folder(ixi_sample_dir):
 
     from ui import state
 
-    at = _dataset_page(ixi_sample_dir)
+    (tmp_path / "linked").symlink_to(ixi_sample_dir, target_is_directory=True)
+    at = _dataset_page(tmp_path / "linked")
     at.radio(key=state.DATASET_SIZE).set_value(64)
     at.number_input[2].set_value(0.5)
     at.number_input[3].set_value(0.5)
@@ -67,10 +69,13 @@ def test_page_and_cli_give_the_same_dataset_folder(ixi_sample_dir):
     from_page = Path(at.session_state[state.LAST_DATASET])
 
     cli = subprocess.run(
-        [sys.executable, "-m", "core", "build-dataset", "--data", ixi_sample_dir.name,
-         "--demographics", f"{ixi_sample_dir.name}/IXI_demog.csv", "--axis", "axial",
+        [sys.executable, "-m", "core", "build-dataset", "--data", ixi_sample_dir.resolve().name,
+         "--demographics", f"{ixi_sample_dir.resolve().name}/IXI_demog.csv", "--axis", "axial",
          "--start", "50", "--stop", "60", "--size", "64", "--split", "0.5", "0.5", "0", "--seed", "7"],
-        cwd=ixi_sample_dir.parent, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        cwd=ixi_sample_dir.resolve().parent, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
         capture_output=True, text=True, timeout=300)
     assert cli.returncode == 0, cli.stderr
     assert Path(cli.stdout.strip().splitlines()[-1]) == from_page
+    # The CLI says what it found and how the demographics matched (the sample's table names others).
+    assert "IXI folder: 2 volumes · IXI_demog.csv: 0 of 2 volumes matched a row" in cli.stderr
+    assert "Fewer than half matched: IDs look like 'IXI013-HH-1212-T1', files like 'IXI012-HH-1211-T1'" in cli.stderr

@@ -154,3 +154,14 @@ def test_missing_source_and_unknown_file_are_user_errors(tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(UserError, match="neither a folder, a tar archive nor a NIfTI file"):
         open_layout(tmp_path / "notes.txt")
+
+
+def test_a_link_under_another_name_is_another_dataset(tmp_path):
+    _head(tmp_path / "data" / "Subj1_T1.nii.gz")
+    (tmp_path / "renamed").mkdir()
+    (tmp_path / "renamed" / "patient_a.nii.gz").symlink_to(tmp_path / "data" / "Subj1_T1.nii.gz")
+    spec = SliceSpec(axis="axial", start=10, stop=12, size=16)
+    built = [build_dataset(list(open_layout(tmp_path / name).entries), spec, fractions=(1, 0, 0),
+                           cache_dir=tmp_path / "ds") for name in ("data", "renamed")]
+    assert built[0].path != built[1].path
+    assert built[1].manifest["splits"]["train"]["subjects"] == ["patient_a"]
