@@ -131,12 +131,14 @@ def build_cohort_dataset(
     seed: int = 0,
     cache_dir: str | Path | None = None,
     progress: Callable[[float, str], None] | None = None,
+    preprocess=None,
 ) -> BuildResult:
     """Build (or reuse) the dataset of ``spec`` over the cohort (see
-    :func:`core.data.dataset.build_dataset`); its hash includes the demographics' identity."""
+    :func:`core.data.dataset.build_dataset`); its hash includes the demographics' identity
+    and the preprocessing steps (a :class:`core.data.preprocess.PreprocessSpec`, or None)."""
     return build_dataset(cohort.entries, spec, cohort.table, fractions=fractions, seed=seed,
                          cache_dir=cache_dir, progress=progress,
-                         demographics_id=cohort.demographics_id)
+                         demographics_id=cohort.demographics_id, preprocess=preprocess)
 
 
 def save_upload(name: str, data: bytes) -> Path:

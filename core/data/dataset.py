@@ -23,13 +23,14 @@ import numpy as np
 import pandas as pd
 
 from core import settings
+from core.data.preprocess import PreprocessSpec, preprocess_volume
 from core.data.slices import SliceSpec, extract_slices
 from core.data.volumes import VolumeEntry, load_volume
 from core.errors import UserError
 
 __all__ = [
     "SPLITS", "BuildResult", "build_dataset", "dataset_hash", "split_subjects", "balance_table",
-    "list_datasets", "load_manifest", "load_split_images", "write_dataset",
+    "list_datasets", "load_manifest", "load_split_images", "write_dataset", "manifest_spec",
 ]
 
 SPLITS = ("train", "val", "test")
@@ -166,11 +167,11 @@ def split_subjects(subject_ids, fractions=(0.8, 0.1, 0.1), seed: int = 0, strata
 
 
 def dataset_hash(entries: list[VolumeEntry], spec: SliceSpec, fractions, seed: int,
-                 demographics_id: str = "") -> str:
+                 demographics_id: str = "", preprocess: PreprocessSpec | None = None) -> str:
     """Content hash of everything that determines a dataset's images and split."""
     payload = json.dumps({
         "version": BUILDER_VERSION,
-        "spec": spec.to_dict(),
+        "spec": manifest_spec(spec, preprocess),
         "volumes": sorted(e.identity() for e in entries),
         "fractions": [round(float(f), 6) for f in fractions],
         "seed": int(seed),
@@ -179,15 +180,29 @@ def dataset_hash(entries: list[VolumeEntry], spec: SliceSpec, fractions, seed: i
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+def manifest_spec(spec: SliceSpec, preprocess: PreprocessSpec | None = None) -> dict:
+    """The manifest's ``spec``: the slice spec, plus ``preprocess`` (steps and their
+    parameters) when any preprocessing step is on, so the steps enter the dataset hash."""
+    out = spec.to_dict()
+    if preprocess:
+        out["preprocess"] = preprocess.to_dict()
+    return out
+
+
 @dataclass
 class BuildResult:
-    """Where the dataset is, whether it was reused from the cache, and what was skipped."""
+    """Where the dataset is, whether it was reused from the cache, and what was skipped.
+
+    ``preprocess_seconds``: per preprocessing step, mean seconds per volume in this build
+    (a step read from the per-volume cache counts the time it took when it was computed).
+    """
 
     path: Path
     reused: bool
     manifest: dict
     skipped: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    preprocess_seconds: dict = field(default_factory=dict)
 
 
 def build_dataset(
@@ -200,6 +215,7 @@ def build_dataset(
     progress: Callable[[float, str], None] | None = None,
     workers: int = 2,
     demographics_id: str = "",
+    preprocess: PreprocessSpec | None = None,
 ) -> BuildResult:
     """Build (or reuse) the slice dataset for ``spec`` over ``entries``.
 
@@ -211,6 +227,8 @@ def build_dataset(
         subject), stored in the manifest for the balance table and latent colouring.
     fractions, seed : the subject-level split.
     workers : volumes decoded in parallel (threads: gzip, NumPy and Pillow release the GIL).
+    preprocess : optional steps (skull strip, N4, registration, crop) run on each volume before
+        slicing (:mod:`core.data.preprocess`, cached per volume); listed in the manifest's spec.
 
     A volume that cannot be used (corrupt, range outside it, ...) is skipped with its
     reason in ``skipped`` and the manifest; if none is usable a UserError is raised.
@@ -219,7 +237,7 @@ def build_dataset(
         raise UserError("no volumes to build a dataset from")
     started = time.perf_counter()
     root = Path(cache_dir) if cache_dir else settings.datasets_dir()
-    key = dataset_hash(entries, spec, fractions, seed, demographics_id)
+    key = dataset_hash(entries, spec, fractions, seed, demographics_id, preprocess)
     out_dir = root / key
     if (out_dir / MANIFEST).is_file():
         try:
@@ -229,13 +247,20 @@ def build_dataset(
             if progress:
                 progress(1.0, "reused the cached dataset")
             return BuildResult(out_dir, True, manifest, manifest.get("skipped", []),
-                               time.perf_counter() - started)
+                               time.perf_counter() - started, manifest.get("preprocess_seconds", {}))
         except UserError:
             pass  # a damaged cache is rebuilt below
 
+    step_seconds: dict[str, list[float]] = {}
+
     def work(entry: VolumeEntry):
         try:
-            return entry, extract_slices(load_volume(entry, float32=False), spec), None
+            if not preprocess:
+                return entry, extract_slices(load_volume(entry, float32=False), spec), None
+            done = preprocess_volume(load_volume(entry), preprocess, entry.identity(), axis=spec.axis)
+            for step, seconds in done.seconds.items():
+                step_seconds.setdefault(step, []).append(seconds)
+            return entry, extract_slices(done.volume, spec), None
         except UserError as exc:
             return entry, None, str(exc)
 
@@ -244,7 +269,8 @@ def build_dataset(
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for done, (entry, stack, error) in enumerate(pool.map(work, entries), start=1):
             if error:
-                skipped.append(f"{entry.name}: {error}")
+                # A preprocessing error already names the volume and the step.
+                skipped.append(error if error.startswith(f"{entry.name}: ") else f"{entry.name}: {error}")
             else:
                 images[entry.subject_id] = stack
             if progress:
@@ -279,8 +305,12 @@ def build_dataset(
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
         "builder_version": BUILDER_VERSION,
     }
-    write_dataset(out_dir, spec.to_dict(), splits, key, extra)
-    return BuildResult(out_dir, False, load_manifest(out_dir), skipped, time.perf_counter() - started)
+    per_volume = {step: float(np.mean(values)) for step, values in step_seconds.items()}
+    if preprocess:
+        extra["preprocess_seconds"] = per_volume
+    write_dataset(out_dir, manifest_spec(spec, preprocess), splits, key, extra)
+    return BuildResult(out_dir, False, load_manifest(out_dir), skipped, time.perf_counter() - started,
+                       per_volume)
 
 
 def _subject_info(subject_ids, entries, cohort) -> dict:
