@@ -34,8 +34,14 @@ def _norm(name: str) -> str:
 
 
 def _tracked(*roots: str) -> list[Path]:
-    out = subprocess.run(["git", "ls-files", "--", *roots], cwd=REPO, capture_output=True, text=True, check=True)
-    return [REPO / p for p in out.stdout.split() if p.endswith(".py")]
+    """The Python files under ``roots`` that git tracks (what a clean clone has); every one of
+    them outside a git checkout (an unpacked archive)."""
+    try:
+        out = subprocess.run(["git", "ls-files", "--", *roots], cwd=REPO, capture_output=True, text=True,
+                             check=True)
+        return [REPO / p for p in out.stdout.split() if p.endswith(".py")]
+    except (OSError, subprocess.CalledProcessError):
+        return [p for root in roots for p in ([REPO / root] if root.endswith(".py") else (REPO / root).rglob("*.py"))]
 
 
 def _imports(paths) -> set[str]:
