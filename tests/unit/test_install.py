@@ -79,13 +79,13 @@ def test_the_app_declares_what_it_imports():
     declared = _requirements("requirements.txt")
     app = _imports(_tracked("core", "ui", "pages", "app.py"))
     assert {"streamlit", "keras", "altair"} <= app
-    assert _undeclared(app, declared) == []
+    assert _undeclared(app, declared) == [], "declare these in requirements.txt (or import them optionally)"
 
 
 def test_tests_and_benchmarks_declare_what_they_import_in_requirements_dev():
     declared = _requirements("requirements-dev.txt")
     assert set(_requirements("requirements.txt")) < set(declared)  # -r requirements.txt
-    assert _undeclared(_imports(_tracked("tests", "bench")), declared) == []
+    assert _undeclared(_imports(_tracked("tests", "bench")), declared) == [], "declare these in requirements-dev.txt"
 
 
 def test_test_only_packages_are_not_app_requirements():
