@@ -165,3 +165,37 @@ def test_a_link_under_another_name_is_another_dataset(tmp_path):
                            cache_dir=tmp_path / "ds") for name in ("data", "renamed")]
     assert built[0].path != built[1].path
     assert built[1].manifest["splits"]["train"]["subjects"] == ["patient_a"]
+
+
+def test_tar_links_are_named_and_never_followed(tmp_path):
+    first = _head(tmp_path / "IXI002-Guys-0828-T1.nii.gz")
+    with tarfile.open(tmp_path / "IXI-T1.tar", "w") as archive:
+        archive.add(first, arcname="IXI002-Guys-0828-T1.nii.gz")
+        link = tarfile.TarInfo("IXI003-Guys-0829-T1.nii.gz")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        archive.addfile(link)
+    layout = open_layout(tmp_path / "IXI-T1.tar")
+    assert [e.member for e in layout.entries] == ["IXI002-Guys-0828-T1.nii.gz"]
+    assert layout.problems == ("IXI003-Guys-0829-T1.nii.gz in IXI-T1.tar: a link inside the archive; not followed",)
+
+
+def test_build_dataset_cli_says_what_it_found(tmp_path, capsys):
+    from helpers import run_cli
+
+    root = tmp_path / "bids"
+    for n in (1, 2, 3):
+        _head(root / f"sub-{n:02d}" / "anat" / f"sub-{n:02d}_T1w.nii.gz", seed=n)
+    (root / "sub-01" / "anat" / "sub-01_run-2_T1w.nii.gz").symlink_to("/etc/passwd")
+    (root / "participants.tsv").write_text("participant_id\tage\tsex\nsub-01\t30\tF\nsub-01\t31\tF\nsub-07\t50\tM\n")
+    code, out, err = run_cli(capsys, "build-dataset", "--data", root, "--axis", "axial", "--start", "10",
+                             "--stop", "12", "--size", "16", "--cache", tmp_path / "ds")
+    assert code == 0, err
+    lines = err.splitlines()
+    assert "BIDS dataset: 3 volumes of 3 subjects, 1 not used · participants.tsv: 1 of 3 volumes matched a row; " \
+           "1 rows matched no volume" in lines
+    assert any(line.startswith("warning: demographics participants.tsv matched 1 of 3 subjects; no row for sub-02, "
+                               "sub-03") and line.endswith("IDs look like 'sub-07', files like 'sub-02'")
+               for line in lines), err
+    assert any("duplicated rows that disagree" in line and "'sub-01' (age 30.0 vs 31.0)" in line for line in lines)
+    assert "not used: sub-01/anat/sub-01_run-2_T1w.nii.gz: left out, one T1w per subject and session " \
+           "(sub-01_T1w.nii.gz is used)" in lines
