@@ -3,6 +3,8 @@ interpolation, map panels.  The math lives in ``core.latent``, the figures in ``
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import streamlit as st
 
@@ -229,51 +231,179 @@ def direction_sliders(ex) -> None:
                                    help=f"One step moves the latent by {d.scale:.3g} along this direction.")
 
 
+#: The largest decoder the page sends to a browser (the runtime's .wasm, 12 MB, comes on top once).
+CLIENT_MAX_MB = 64.0
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _decoder_export(_ex, run_dir: str, fingerprint: str):
+    from core.training.runs import RunData
+
+    result = RunData.open(run_dir).decoder_export(_ex.model)
+    data = Path(result.path).read_bytes() if result.available and result.bytes <= CLIENT_MAX_MB * 1e6 else b""
+    return result, data
+
+
+def client_decoder(ex) -> tuple[bytes | None, str | None]:
+    """(the ONNX decoder's bytes, None) when slider moves can decode in the browser, else
+    (None, why not: one line).  Exported on first use and cached in the run folder
+    (:meth:`core.training.runs.RunData.decoder_export`)."""
+    from ui.components.latent_decoder import built
+
+    if not built():
+        return None, "the browser decoder's built files are missing (run scripts/build_components.sh)"
+    failed = (st.session_state.get(state.LATENT_CLIENT_FAILED) or {}).get(ex.enc.fingerprint)
+    if failed:
+        return None, f"this browser could not run the decoder ({failed})"
+    with st.spinner("Exporting the decoder for the browser (once per model file)…"):
+        result, data = _decoder_export(ex, str(ex.enc.run_dir), ex.enc.fingerprint)
+    if not result.available:
+        return None, f"the decoder could not be exported ({result.reason})"
+    if not data:
+        return None, f"the decoder is {result.bytes / 1e6:.0f} MB, over the {CLIENT_MAX_MB:.0f} MB sent to a browser"
+    return data, None
+
+
+def _start_inputs(ex) -> None:
+    """Start-point widgets: zero, a sample (seed, temperature, tile) or a real slice."""
+    if st.session_state.get(state.LATENT_START) not in START_LABELS:
+        st.session_state[state.LATENT_START] = "slice"
+    start = st.radio("Start from", list(START_LABELS), format_func=START_LABELS.get, key=state.LATENT_START,
+                     horizontal=True)
+    if start == "slice":
+        _subject_slice_pickers(ex, state.LATENT_SUBJECT, state.LATENT_SLICE)
+    elif start == "sample":
+        if not ex.can_sample:
+            st.warning("This VQ-VAE's prior is not trained: sampling is off (everything else works).")
+        a, b, c = st.columns(3)
+        a.number_input("Seed", 0, 10**6, key=state.LATENT_SEED, value=st.session_state.get(state.LATENT_SEED, 0))
+        b.number_input("Temperature", 0.0, 2.0, step=0.1, key=state.LATENT_TEMPERATURE,
+                       value=st.session_state.get(state.LATENT_TEMPERATURE, 1.0))
+        c.number_input("Tile", 0, GRID_N - 1, key=state.LATENT_SAMPLE_INDEX,
+                       value=st.session_state.get(state.LATENT_SAMPLE_INDEX, 0))
+
+
+def _slider_specs(ex) -> tuple[list[dict], list[dict], np.ndarray]:
+    """The component's slider specs, groups and ``(k, dim)`` directions (one slider unit each),
+    with the same ranges, steps and labels as :func:`direction_sliders`."""
+    specs, rows, groups = [], [], []
+    for group, directions in ex.groups().items():
+        if not directions:
+            continue
+        note = ("Fitted on the train split; the held-out figure (validation + test subjects) says how much to "
+                "trust each direction.") if group == "attribute" else ""
+        groups.append({"name": group, "title": GROUP_TITLES[group], "note": note})
+        for d in directions:
+            years = d.unit == "years"
+            limit = 30.0 if years else 3.0
+            score = "" if d.score is None else f" · {d.score_name} {d.score:.2f}"
+            specs.append({"key": d.key, "label": f"{d.label} ({d.unit}){score}", "min": -limit, "max": limit,
+                          "step": 1.0 if years else 0.1, "group": group,
+                          "value": float(st.session_state.get(slider_key(d.key), 0.0)),
+                          "help": f"One step moves the latent by {d.scale:.3g} along this direction."})
+            rows.append(np.float32(d.scale) * np.asarray(d.vector, "float32").ravel())
+    return specs, groups, np.stack(rows) if rows else np.zeros((0, ex.latent_dim), "float32")
+
+
+def _client_sliders(ex, model: bytes) -> None:
+    """The sliders and decoded view in the browser; applies the view the component sends back."""
+    from ui.components.latent_decoder import latent_decoder
+
+    view = current_view(ex)
+    z0, reference, start_codes = ex.start_view(view)
+    specs, groups, directions = _slider_specs(ex)
+    real = reference is not None and view.start == "slice"
+    factor = max(1, 256 // ex.image_size)
+    condition = None
+    if ex.model_type == "vae" and ex.conditional:
+        from core.models.conditions import condition_array
+
+        condition = condition_array(ex.condition, 1, ex.slice_range)[0]
+    view_key = view.to_string()  # start point + applied slider values: the component resets when it changes
+    value = latent_decoder(model=model, model_key=ex.enc.fingerprint, start=z0, directions=directions,
+                           reference=reference, sliders=specs, groups=groups, image_size=ex.image_size,
+                           factor=factor, view_key=view_key, condition=condition, start_codes=start_codes,
+                           caption=("real start slice" if real else "decoded start")
+                           + " · decoded view · difference (red brighter, blue darker)",
+                           key=state.LATENT_DECODER)
+    ss = st.session_state
+    if isinstance(value, dict) and value.get("nonce") and value["nonce"] != ss.get(state.LATENT_DECODER_SEEN):
+        ss[state.LATENT_DECODER_SEEN] = value["nonce"]
+        if value.get("status") == "unsupported":
+            ss[state.LATENT_CLIENT_FAILED] = {**(ss.get(state.LATENT_CLIENT_FAILED) or {}),
+                                              ex.enc.fingerprint: str(value.get("reason") or "unknown")}
+            st.rerun(scope="fragment")
+        sliders = value.get("sliders") or {}
+        for k in ex.directions:
+            ss[slider_key(k)] = float(sliders.get(k, 0.0))
+
+
+def _server_view(ex) -> ViewState | None:
+    """Today's server path: decode the view here and show it as a PNG (None after an error)."""
+    view = current_view(ex)
+    try:
+        rendered = ex.render(view)
+    except UserError as exc:
+        st.error(str(exc))
+        return None
+    factor = max(1, 256 // ex.image_size)
+    st.image(png_data_url(compare_png(rendered.reference, rendered.image, factor)),
+             caption=("real start slice" if rendered.reference_is_real else "decoded start")
+             + " · decoded view · difference (red brighter, blue darker)")
+    facts = [f"moved {np.linalg.norm(rendered.latent - ex.start(view)[0]):.2f} in latent space"]
+    if rendered.changed_codes is not None:
+        facts.append(f"**{rendered.changed_codes} of {rendered.total_codes} codes changed** after re-quantising")
+    st.markdown(" · ".join(facts))
+    return view
+
+
+def _view_string(ex, view: ViewState, client: bool) -> None:
+    st.caption("Copy view — paste it back below to reproduce this exact view:" if not client else
+               "Copy view (the sliders' position as of the last **Copy view** press) — paste it back below to "
+               "reproduce this exact view:")
+    st.code(view.to_string(), language=None)
+    p1, p2 = st.columns([4, 1])
+    p1.text_input("Paste a view string", key=state.LATENT_PASTE, placeholder="lbview1.…",
+                  label_visibility="collapsed")
+    p2.button("Apply view", on_click=apply_view, args=(ex,))
+
+
 @st.fragment
 def slider_panel(ex) -> None:
-    """Start point, sliders and the decoded image (a fragment: a slider reruns only this)."""
+    """Start point, sliders and the decoded view (a fragment: a start change reruns only this).
+
+    In the browser (default): the sliders live in the ``latent_decoder`` component, which decodes
+    each move itself; the server hears of the sliders only on *Copy view*.  On the server (the
+    toggle off, or the browser or the export cannot): today's sliders, one rerun and decode per move."""
     show_message()
+    ss = st.session_state
+    ss.setdefault(state.LATENT_CLIENT, True)
+    model, reason = client_decoder(ex)
     c1, c2 = st.columns([2, 3])
     with c1:
-        if st.session_state.get(state.LATENT_START) not in START_LABELS:
-            st.session_state[state.LATENT_START] = "slice"
-        start = st.radio("Start from", list(START_LABELS), format_func=START_LABELS.get, key=state.LATENT_START,
-                         horizontal=True)
-        if start == "slice":
-            _subject_slice_pickers(ex, state.LATENT_SUBJECT, state.LATENT_SLICE)
-        elif start == "sample":
-            if not ex.can_sample:
-                st.warning("This VQ-VAE's prior is not trained: sampling is off (everything else works).")
-            a, b, c = st.columns(3)
-            a.number_input("Seed", 0, 10**6, key=state.LATENT_SEED, value=st.session_state.get(state.LATENT_SEED, 0))
-            b.number_input("Temperature", 0.0, 2.0, step=0.1, key=state.LATENT_TEMPERATURE,
-                           value=st.session_state.get(state.LATENT_TEMPERATURE, 1.0))
-            c.number_input("Tile", 0, GRID_N - 1, key=state.LATENT_SAMPLE_INDEX,
-                           value=st.session_state.get(state.LATENT_SAMPLE_INDEX, 0))
-        direction_sliders(ex)
-        b1, b2 = st.columns(2)
-        b1.button("Reset sliders", on_click=reset_sliders, args=(ex,), icon=":material/restart_alt:")
-    with c2:
-        view = current_view(ex)
+        _start_inputs(ex)
+        st.toggle("Decode in the browser", key=state.LATENT_CLIENT, disabled=model is None,
+                  help="Each slider move is decoded in this page (WebAssembly) instead of by the server.")
+    client = model is not None and ss[state.LATENT_CLIENT]
+    if model is None:
+        c1.caption(f"Decoding on the server: {reason}.")
+    elif not client:
+        c1.caption("Decoding on the server (one round trip per move): browser decoding is off.")
+    if client:
         try:
-            rendered = ex.render(view)
+            _client_sliders(ex, model)
         except UserError as exc:
             st.error(str(exc))
             return
-        factor = max(1, 256 // ex.image_size)
-        st.image(png_data_url(compare_png(rendered.reference, rendered.image, factor)),
-                 caption=("real start slice" if rendered.reference_is_real else "decoded start")
-                 + " · decoded view · difference (red brighter, blue darker)")
-        facts = [f"moved {np.linalg.norm(rendered.latent - ex.start(view)[0]):.2f} in latent space"]
-        if rendered.changed_codes is not None:
-            facts.append(f"**{rendered.changed_codes} of {rendered.total_codes} codes changed** after re-quantising")
-        st.markdown(" · ".join(facts))
-        st.caption("Copy view — paste it back below to reproduce this exact view:")
-        st.code(view.to_string(), language=None)
-        p1, p2 = st.columns([4, 1])
-        p1.text_input("Paste a view string", key=state.LATENT_PASTE, placeholder="lbview1.…",
-                      label_visibility="collapsed")
-        p2.button("Apply view", on_click=apply_view, args=(ex,))
+        _view_string(ex, current_view(ex), True)
+        return
+    with c1:
+        direction_sliders(ex)
+        st.button("Reset sliders", on_click=reset_sliders, args=(ex,), icon=":material/restart_alt:")
+    with c2:
+        view = _server_view(ex)
+        if view is not None:
+            _view_string(ex, view, False)
 
 
 @st.cache_data(max_entries=32, show_spinner="Sampling…")

@@ -78,3 +78,7 @@ LATENT_MAP_METHOD = "latent_map_method"
 LATENT_MAP_COLOUR = "latent_map_colour"
 LATENT_MAP_CHART = "latent_map_chart"  # the map chart's selection state (Altair, or plotly above the thumbnail limit)
 LATENT_SELECTED_ROW = "latent_selected_row"  # global row id of the clicked map point (chart or row box)
+LATENT_CLIENT = "latent_client"  # toggle: decode slider moves in the browser (True) or on the server
+LATENT_DECODER = "latent_decoder"  # the client-side decoder component's value (a "Copy view" or "unsupported")
+LATENT_DECODER_SEEN = "latent_decoder_seen"  # nonce of the component value already applied
+LATENT_CLIENT_FAILED = "latent_client_failed"  # {model key: reason} the browser could not decode

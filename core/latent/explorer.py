@@ -241,6 +241,16 @@ class Explorer:
             self._decoded[key] = (images[0], None if codes is None else codes[0])
         return self._decoded[key]
 
+    def start_view(self, view: ViewState) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """What a client-side decoder needs of a view's start point: (start latent ``(dim,)``,
+        reference image ``(S, S)`` — the real start slice, else the decoded start — and the VQ
+        start codes ``(h, w)`` or None), each as :meth:`render` uses them."""
+        z0, real = self.start(view)
+        if self.model_type == "vae" and real is not None:
+            return z0, real, None
+        start_image, start_codes = self._decoded_start(view, z0)
+        return z0, real if real is not None else start_image, start_codes
+
     def render(self, view: ViewState) -> Rendered:
         """Decode a view: start point moved by its sliders, beside its reference image (the real
         start slice, else the decoded start)."""

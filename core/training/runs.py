@@ -779,6 +779,29 @@ class RunData:
         (:func:`core.training.checkpoints.load_run_model`); UserError without a model."""
         return load_run_model(self.path, compile=compile)
 
+    def decoder_export(self, model=None):
+        """The model's decoder as ONNX for the browser (:func:`core.models.export.export_decoder`),
+        written on first use to ``export/decoder-<model mtime ns>.onnx`` with a ``.json`` record
+        beside it (a failed export is recorded too, so it is not retried until the model changes);
+        older exports are removed.  ``model``: the loaded model, to avoid loading it again.
+        Returns a :class:`core.models.export.DecoderExport`."""
+        from core.atomic import read_json, write_json_atomic
+        from core.models.export import DecoderExport, export_decoder
+
+        if not self.has_model():
+            raise UserError(f"run {self.name} has no model yet ({MODEL} is missing)")
+        folder = self.path / "export"
+        stem = f"decoder-{self.stamp[0]}"
+        record = read_json(folder / f"{stem}.json")
+        if record and (not record.get("available") or (folder / f"{stem}.onnx").is_file()):
+            return DecoderExport.from_json(record)
+        folder.mkdir(exist_ok=True)
+        for old in folder.glob("decoder-*"):
+            old.unlink(missing_ok=True)
+        result = export_decoder(model if model is not None else self.load_model(), folder / f"{stem}.onnx")
+        write_json_atomic(folder / f"{stem}.json", result.to_json())
+        return result
+
     # ------------------------------------------------------------------ the dataset
     @property
     def dataset_info(self) -> dict:

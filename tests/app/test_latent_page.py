@@ -31,10 +31,13 @@ def env(runs_dir, monkeypatch):
     return runs_dir
 
 
-def _page() -> AppTest:
+def _page(client: bool = False) -> AppTest:
+    """The Latent page; ``client=False`` decodes on the server (AppTest runs no component JavaScript,
+    so the server's sliders are what these tests drive)."""
     at = AppTest.from_file(APP, default_timeout=180)
     at.session_state[state.SOURCE_KIND] = "folder"
     at.session_state[state.SOURCE_PATH] = ""
+    at.session_state[state.LATENT_CLIENT] = client
     at.run()
     return at.switch_page("pages/latent.py").run()
 
@@ -154,3 +157,40 @@ def test_dataset_gone_is_a_message_with_a_rebuild_offer(env, tmp_path, monkeypat
     assert not at.exception, at.exception
     assert any("gone from the cache" in e.value for e in at.error)
     assert any(b.label == "Rebuild the dataset" for b in at.button)
+
+
+def test_browser_decoding_renders_the_component_and_exports_the_decoder(env):
+    """Default mode: the sliders are the client-side component's (no server slider per direction),
+    the decoder is exported into the run folder once, keyed on the model stamp, and the view string
+    is still on the page."""
+    from core.training.runs import RunData
+
+    at = _page(client=True)
+    assert not at.exception, at.exception
+    assert at.toggle(key=state.LATENT_CLIENT).value is True
+    assert not [s for s in at.slider if str(s.key).startswith(state.LATENT_SLIDER)]
+    components = at.get("component_instance")
+    assert [c.proto.component_name.rsplit(".", 1)[-1] for c in components] == ["latent_decoder"]
+    assert json.loads(components[0].proto.json_args)["model_key"] == RunData.open(env / "vae-tiny").fingerprint
+    run = RunData.open(env / "vae-tiny")
+    assert (run.path / "export" / f"decoder-{run.stamp[0]}.onnx").is_file()
+    assert _view(at).run == run.fingerprint
+    assert not any("Decoding on the server" in c.value for c in at.caption)
+
+
+def test_a_browser_that_cannot_decode_falls_back_to_the_server_in_one_line(env):
+    """The component's "unsupported" report (here put in session state as the page stores it) makes
+    the page decode on the server, with the server's sliders and a one-line reason."""
+    from core.training.runs import RunData
+
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.session_state[state.SOURCE_KIND] = "folder"
+    at.session_state[state.SOURCE_PATH] = ""
+    at.session_state[state.LATENT_CLIENT_FAILED] = {RunData.open(env / "vae-tiny").fingerprint: "no WebAssembly"}
+    at.run()
+    at = at.switch_page("pages/latent.py").run()
+    assert not at.exception, at.exception
+    lines = [c.value for c in at.caption if "Decoding on the server" in c.value]
+    assert lines == ["Decoding on the server: this browser could not run the decoder (no WebAssembly)."]
+    assert at.slider(key=state.LATENT_SLIDER + "pc1").value == 0.0
+    assert at.toggle(key=state.LATENT_CLIENT).disabled

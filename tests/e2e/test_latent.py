@@ -63,6 +63,10 @@ def test_slider_map_click_and_gif(app_url, page, demo_run, tmp_path):
     page.goto(f"{app_url}/latent")
     wait_idle(page, 300_000)
     page.get_by_text("lbview1.").first.wait_for(timeout=300_000)
+    # this test drives the server path (tests/e2e/test_latent_client.py the browser's): browser decoding off
+    page.locator('[data-testid="stCheckbox"]').filter(has_text="Decode in the browser").locator("label").click()
+    wait_idle(page)
+    page.get_by_text("browser decoding is off").first.wait_for()
     image = page.locator('[data-testid="stImage"] img').first
     before = image.get_attribute("src")
     code_before = page.locator('[data-testid="stCode"]').first.inner_text()
