@@ -5,8 +5,7 @@ import streamlit as st
 
 from core.data.slices import AXES, middle_range, preview_indices, range_yield, thesis_spec
 from core.errors import UserError
-from core.viz.images import png_data_url
-from ui import data, state
+from ui import data, state, viewer
 
 st.title("Browse")
 
@@ -78,7 +77,6 @@ else:
     level = w1.slider("Level", vmin, vmax, float(np.clip(auto_level, vmin, vmax)), key=state.LEVEL)
     width = w2.slider("Width", 1e-3 * (vmax - vmin), vmax - vmin,
                       float(np.clip(auto_width, 1e-3 * (vmax - vmin), vmax - vmin)), key=state.WIDTH)
-VIEWS = (("axial", 2), ("coronal", 1), ("sagittal", 0))
 
 # --- Slice range (drawn on the views below) --------------------------------------------------
 if state.RANGE_AXIS not in st.session_state and state.CHOSEN_AXIS in st.session_state:
@@ -92,28 +90,8 @@ if not current or current[1] > n_slices or current[0] >= current[1]:
 start, stop = st.session_state[state.RANGE]
 
 
-# --- Three planes ----------------------------------------------------------------------------
-# A fragment: moving a slice slider reruns only the three views and the readout (~10 ms of
-# work), not the subject table, the range picker and the thumbnails below.
-@st.fragment
-def three_planes(entry, volume, subject, level, width, radiological, range_box):
-    crosshair = list(st.session_state[state.CROSSHAIR][1])
-    views = st.columns(3)
-    for column, (axis, a) in zip(views, VIEWS):
-        crosshair[a] = column.slider(f"{axis.capitalize()} slice", 0, volume.shape[a] - 1, crosshair[a],
-                                     key=state.crosshair_slider(subject, a))
-    st.session_state[state.CROSSHAIR] = (subject, tuple(crosshair))
-    for column, (axis, a) in zip(views, VIEWS):
-        png = data.plane_png(entry, axis, crosshair[a], level, width, radiological, tuple(crosshair), range_box)
-        position = volume.voxel_to_mm(crosshair)[a]
-        column.image(png_data_url(png), caption=f"{axis} {crosshair[a]} ({position:+.1f} mm)")
-    x, y, z = volume.voxel_to_mm(crosshair)
-    st.markdown(f"**Voxel** ({crosshair[0]}, {crosshair[1]}, {crosshair[2]}) · **RAS** "
-                f"({x:+.1f}, {y:+.1f}, {z:+.1f}) mm · **intensity** {volume.data[tuple(crosshair)]:.1f} · "
-                f"window {level - width / 2:.0f}–{level + width / 2:.0f}")
-
-
-three_planes(entry, volume, subject, level, width, radiological, (range_axis, start, stop))
+# --- Three planes: drawn in the browser (one volume per subject), or on the server ---------------
+viewer.three_planes(entry, volume, subject, level, width, radiological, (range_axis, start, stop))
 
 # --- Slice range picker ----------------------------------------------------------------------
 st.subheader("Slice range for the dataset")

@@ -14,6 +14,11 @@ WIDTH = "window_width"
 
 SUBJECT_TABLE = "subject_table"  # the subject table's row selection on Browse
 SHOW_OTHERS = "show_other_subjects"  # True once the user asked for the other subjects' previews
+BROWSE_CLIENT = "browse_client"  # toggle: draw Browse's planes in the browser (True) or on the server
+BROWSE_VIEWER = "browse_viewer"  # the client-side viewer component's value (last voxel / range / unsupported event)
+BROWSE_VIEWER_SEEN = "browse_viewer_seen"  # seq of the viewer event already applied
+BROWSE_CLIENT_FAILED = "browse_client_failed"  # why the browser could not draw (then the server draws)
+BROWSE_VIEWER_RERUN = "browse_viewer_rerun"  # a viewer event that concerns the whole page (range, fallback)
 PRESET_ERROR = "preset_error"  # message of a failed "Thesis preset" click, shown once
 
 RANGE_AXIS = "range_axis"  # widget keys of the slice range picker on Browse
