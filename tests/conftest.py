@@ -90,3 +90,17 @@ def tiny_vqvae_run(tmp_path_factory, tiny_dataset) -> Path:
                                TINY_VQVAE)
     trainer.train_run(run_dir)
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_cvae_run(tmp_path_factory) -> Path:
+    """A finished conditional ``cvae-tiny`` run (TINY_VAE with ``conditional``) on a tiny conditional
+    dataset (32 px, slices 10..17); read-only."""
+    from helpers import make_tiny_conditional_dataset
+    from core.training import runs, trainer
+
+    dataset = make_tiny_conditional_dataset(tmp_path_factory.mktemp("tiny_cond_ds") / "ds")
+    run_dir = runs.prepare_run(tmp_path_factory.mktemp("shared_runs") / "cvae-tiny", dataset, "vae", "demo",
+                               {**TINY_VAE, "conditional": True})
+    trainer.train_run(run_dir)
+    return run_dir
