@@ -7,6 +7,7 @@ import re
 import pytest
 
 from e2e.support import choose_radio, screenshot, wait_idle
+from e2e.viewer_support import viewer_frame
 
 pytestmark = pytest.mark.e2e
 
@@ -20,13 +21,13 @@ def test_browse_pick_subject_move_range_build_dataset(app_url, page):
     page.goto(app_url)
     wait_idle(page)
     page.get_by_text("Synthetic demo cohort").first.wait_for()
+    # The three plane views are drawn in the browser (tests/e2e/test_browse_viewer.py checks their
+    # pixels): wait for all three canvases to hold a plane, and for the range strip's image.
+    frame = viewer_frame(page)
+    assert frame.evaluate("() => [...document.querySelectorAll('canvas.plane')]"
+                          ".filter(c => c.width > 100 && c.height > 100).length") == 3
     images = page.locator('[data-testid="stImage"] img')
-    # The three plane views arrive one after another (each in its own fragment): wait for
-    # all three rather than counting at the moment the first one appears.
-    page.wait_for_function(
-        "() => document.querySelectorAll('[data-testid=stImage] img').length >= 3",
-        timeout=120_000)
-    assert images.count() >= 3
+    images.first.wait_for()
     assert page.evaluate("img => img.naturalWidth", images.first.element_handle()) > 100
 
     # Pick another subject from the Subject select box.
