@@ -153,6 +153,10 @@ def run_panel(run_dir: Path) -> None:
     log_y = st.toggle("Log scale", key=state.TRAIN_LOG_Y)
     metrics = runs.read_metrics(run_dir)
     st.plotly_chart(plots.loss_figure(metrics, config["model_type"], log_y=log_y), key=state.run_widget("curves", run_dir.name))
+    for name, figure in (("codebook", plots.codebook_figure(metrics, config.get("num_embeddings"))),
+                         ("adversary", plots.adversarial_figure(metrics))):
+        if figure is not None:
+            st.plotly_chart(figure, key=state.run_widget(name, run_dir.name))
     if config["model_type"] == "vqvae":
         st.plotly_chart(plots.prior_figure(runs.read_metrics(run_dir, runs.PRIOR_METRICS), log_y=log_y),
                         key=state.run_widget("prior", run_dir.name))

@@ -52,6 +52,18 @@ PRESET_NAMES = ("demo", "thesis", "quality")
 RECON_LOSSES = ("bernoulli", "gaussian", "gaussian_optimal")
 LOSS_MODES = ("elbo", "thesis")
 KL_SCHEDULES = ("linear", "cyclical", "none")
+#: VQ-VAE pixel losses (see :class:`core.models.vqvae.VQVAE`).
+VQ_RECON_LOSSES = ("mse", "l1")
+
+#: Config keys of the adversarial option and their "off" values (both VAE and VQ-VAE).
+ADVERSARIAL_DEFAULTS = {
+    "adversarial_weight": 0.0,       # 0 = off; scales the adaptive weight (VQGAN's disc_weight)
+    "feature_matching_weight": 0.0,  # L1 between discriminator features of real and reconstruction
+    "adversarial_start_epoch": 0,    # warm-up: the adversary joins once reconstructions make sense
+    "disc_filters": [32, 64, 128],
+    "disc_learning_rate": 2e-4,
+}
+
 
 _VAE_LOSS = {
     "recon_loss": "gaussian",
@@ -63,6 +75,8 @@ _VAE_LOSS = {
     "kl_schedule": "linear",
     "cycle_epochs": 10,
     "conditional": False,
+    "augment": None,  # or strengths: core.training.augment.AUGMENT_DEFAULTS
+    **ADVERSARIAL_DEFAULTS,
 }
 
 _VQ_CODEBOOK = {
@@ -74,6 +88,9 @@ _VQ_CODEBOOK = {
     "data_init": True,
     "prior_kernel_size": 3,
     "conditional": False,
+    "recon_loss": "mse",
+    "augment": None,  # or strengths: core.training.augment.AUGMENT_DEFAULTS
+    **ADVERSARIAL_DEFAULTS,
 }
 
 PRESETS = {
@@ -269,8 +286,13 @@ def validate_config(config, n_train=None):
         c["prior_filters"] = check_int("prior_filters", c["prior_filters"], 1)
         c["prior_layers"] = check_int("prior_layers", c["prior_layers"], 1)
         c["prior_kernel_size"] = check_int("prior_kernel_size", c["prior_kernel_size"], 3)
+        check_choice("recon_loss", c["recon_loss"], VQ_RECON_LOSSES)
         if c["prior_kernel_size"] % 2 == 0:
             raise UserError(f"prior_kernel_size must be odd, got {c['prior_kernel_size']}")
+    _check_adversarial(c)
+    from core.training.augment import check_augment  # plain Python: no TensorFlow import
+
+    c["augment"] = check_augment(c.get("augment"))
     check_bool("conditional", c.get("conditional", False))
     if c.get("conditional") and c.get("slice_range") is not None:
         sr = c["slice_range"]
@@ -281,3 +303,12 @@ def validate_config(config, n_train=None):
             raise UserError(f"slice_range must hold at least 2 slices, got {sr!r}")
     return c
 
+
+def _check_adversarial(c):
+    """Validate the adversarial keys of a config dict in place (see ``ADVERSARIAL_DEFAULTS``)."""
+    c["adversarial_weight"] = check_float("adversarial_weight", c["adversarial_weight"], 0.0)
+    c["feature_matching_weight"] = check_float("feature_matching_weight", c["feature_matching_weight"], 0.0)
+    c["adversarial_start_epoch"] = check_int("adversarial_start_epoch", c["adversarial_start_epoch"], 0)
+    c["disc_filters"] = list(check_filters("disc_filters", c["disc_filters"]))
+    c["disc_learning_rate"] = check_float("disc_learning_rate", c["disc_learning_rate"], 0.0, open_min=True)
+    return c

@@ -27,6 +27,7 @@ from core.models._checks import (
     check_int,
 )
 from core.models.blocks import down_block, up_block
+from core.models.discriminator import ADVERSARIAL_DEFAULTS, AdversarialModel
 from core.models.conditions import CONDITION_DIM, condition_array, model_slice_range
 from core.models.inference import as_images, batches, compiled, numpy_images
 from core.models.presets import KL_SCHEDULES, LOSS_MODES, RECON_LOSSES
@@ -131,7 +132,7 @@ def get_vae_decoder(image_size, filters, latent_dim, kernel_size=4, condition_di
 
 
 @keras.saving.register_keras_serializable(package="latentbrain")
-class VAE(keras.Model):
+class VAE(AdversarialModel, keras.Model):
     """Convolutional variational autoencoder.
 
     Args:
@@ -154,9 +155,13 @@ class VAE(keras.Model):
             (:mod:`core.models.conditions`); train with ``fit(images, conditions)``.
         slice_range: ``[start, stop)`` slice indices of the training data (conditional only),
             to turn a requested slice index into the model's 0-1 position.
+        adversarial_weight, feature_matching_weight, disc_filters, disc_learning_rate: the
+            adversarial option (:class:`core.models.discriminator.Adversary`), off when both
+            weights are 0; the discriminator sees decoded posterior samples.
 
     ``train_step``/``test_step`` report ``loss``, ``recon`` (per image), ``kl`` (nats per image,
-    unweighted, before free bits) and ``beta``.
+    unweighted, before free bits) and ``beta``; with the adversarial option also
+    ``adversarial``, ``feature_matching``, ``adaptive_weight`` and ``disc_loss``.
 
     Examples:
         >>> vae = VAE(image_size=16, filters=(8, 16), latent_dim=4)
@@ -179,6 +184,10 @@ class VAE(keras.Model):
         seed=None,
         conditional=False,
         slice_range=None,
+        adversarial_weight=0.0,
+        feature_matching_weight=0.0,
+        disc_filters=tuple(ADVERSARIAL_DEFAULTS["disc_filters"]),
+        disc_learning_rate=ADVERSARIAL_DEFAULTS["disc_learning_rate"],
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -210,6 +219,9 @@ class VAE(keras.Model):
         self.log_sigma = keras.Variable(
             math.log(self.sigma), dtype="float32", trainable=self.learn_sigma, name="log_sigma"
         )
+        if loss_mode == "thesis" and (float(adversarial_weight) > 0 or float(feature_matching_weight) > 0):
+            raise UserError("the adversarial option needs loss_mode='elbo' (the thesis loss is kept as it was)")
+        self._init_adversary(adversarial_weight, feature_matching_weight, disc_filters, disc_learning_rate)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.recon_tracker = keras.metrics.Mean(name="recon")
         self.kl_tracker = keras.metrics.Mean(name="kl")
@@ -219,7 +231,7 @@ class VAE(keras.Model):
     # ------------------------------------------------------------------ verbs
     @property
     def metrics(self):
-        return [self.loss_tracker, self.recon_tracker, self.kl_tracker, self.beta_tracker]
+        return [self.loss_tracker, self.recon_tracker, self.kl_tracker, self.beta_tracker] + self.adversarial_trackers
 
     def call(self, inputs, training=False):
         """Deterministic reconstruction (decoded posterior mean), ``(B, S, S, 1)`` in [0, 1].
@@ -383,25 +395,34 @@ class VAE(keras.Model):
         else:
             kl_term = kl
         beta = ops.convert_to_tensor(self.beta)
-        return {"loss": recon + beta * kl_term, "recon": recon, "kl": kl, "beta": beta}
+        terms = {"loss": recon + beta * kl_term, "recon": recon, "kl": kl, "beta": beta}
+        if self.adversary is not None:
+            terms.update(images=ops.sigmoid(logits), x=x)
+        return terms
 
     def _update_trackers(self, terms):
         self.loss_tracker.update_state(terms["loss"])
         self.recon_tracker.update_state(terms["recon"])
         self.kl_tracker.update_state(terms["kl"])
         self.beta_tracker.update_state(terms["beta"])
+        self._update_adversarial_trackers(terms)
         return {m.name: m.result() for m in self.metrics}
 
     def train_step(self, data):
         import tensorflow as tf  # GradientTape: the TF backend's training hook
 
         x, c = self._unpack(data)
-        with tf.GradientTape() as tape:
+        with tf.GradientTape(persistent=self.adversary is not None) as tape:
             terms = self.compute_losses(x, training=True, condition=c)
+            if self.adversary is not None:
+                terms = self._with_adversarial_terms(tape, terms, terms["recon"])
             scaled = self.optimizer.scale_loss(terms["loss"])
-        variables = self.trainable_variables
+        variables = self.generator_variables()  # not the discriminator's
         grads = tape.gradient(scaled, variables)
         self.optimizer.apply_gradients(zip(grads, variables))
+        if self.adversary is not None:
+            terms["disc_loss"] = self.adversary.train_discriminator(
+                terms["x"], terms["images"], self.adversarial_active)
         return self._update_trackers(terms)
 
     def test_step(self, data):
@@ -429,6 +450,7 @@ class VAE(keras.Model):
             "free_bits": self.free_bits,
             "loss_mode": self.loss_mode,
             "seed": self.seed,
+            **self.adversarial_config(),  # none when off, so older files load unchanged
             **({"conditional": True, "slice_range": list(self.slice_range)} if self.conditional else {}),
         }
 
@@ -451,6 +473,10 @@ _VAE_ARGS = (
     "seed",
     "conditional",
     "slice_range",
+    "adversarial_weight",
+    "feature_matching_weight",
+    "disc_filters",
+    "disc_learning_rate",
 )
 
 

@@ -24,7 +24,9 @@ from core.models._checks import (
     check_int,
 )
 from core.models.blocks import down_block, residual_block, up_block
+from core.models.discriminator import ADVERSARIAL_DEFAULTS, AdversarialModel
 from core.models.conditions import CONDITION_DIM, condition_array, model_slice_range, population_conditions
+from core.models.presets import VQ_RECON_LOSSES
 from core.models.inference import as_images, clear_compiled, compiled, numpy_images, run_batched
 from core.models.prior import PixelCNNPrior
 
@@ -232,7 +234,7 @@ def get_vqvae_decoder(image_size, filters, embedding_dim, n_res_blocks=2, res_fi
 
 
 @keras.saving.register_keras_serializable(package="latentbrain")
-class VQVAE(keras.Model):
+class VQVAE(AdversarialModel, keras.Model):
     """Vector-quantised VAE (van den Oord et al. 2017) with EMA codebook and dead-code restarts.
 
     Args:
@@ -256,10 +258,17 @@ class VQVAE(keras.Model):
             ``reconstruct`` accept a ``condition`` (as a conditional VAE's do) and ignore it.
         slice_range: ``[start, stop)`` slice indices of the training data (conditional only),
             to turn a requested slice index into the model's 0-1 position.
+        recon_loss: ``"mse"`` (mean squared error) or ``"l1"`` (mean absolute error, VQGAN's
+            pixel term: it punishes small errors more, so edges blur less).
+        adversarial_weight, feature_matching_weight, disc_filters, disc_learning_rate: the
+            adversarial option (:class:`core.models.discriminator.Adversary`); off when both
+            weights are 0.  A callback switches it on after the warm-up epochs.
 
-    ``train_step``/``test_step`` report ``loss``, ``recon`` (mean squared error per pixel),
-    ``vq`` (commitment term, unweighted), ``perplexity`` (of the batch's code histogram) and
-    ``usage`` (fraction of codes used in the batch).
+    ``train_step``/``test_step`` report ``loss``, ``recon`` (mean squared error per pixel, what
+    ever ``recon_loss`` trains), ``vq`` (commitment term, unweighted), ``perplexity`` (of the
+    batch's code histogram) and ``usage`` (fraction of codes used in the batch); with the
+    adversarial option also ``adversarial`` (the decoder's hinge term), ``feature_matching``,
+    ``adaptive_weight`` and ``disc_loss`` (the discriminator's hinge loss; 1 = chance).
     """
 
     def __init__(
@@ -281,6 +290,11 @@ class VQVAE(keras.Model):
         seed=None,
         conditional=False,
         slice_range=None,
+        recon_loss="mse",
+        adversarial_weight=0.0,
+        feature_matching_weight=0.0,
+        disc_filters=tuple(ADVERSARIAL_DEFAULTS["disc_filters"]),
+        disc_learning_rate=ADVERSARIAL_DEFAULTS["disc_learning_rate"],
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -319,6 +333,10 @@ class VQVAE(keras.Model):
         self.prior = None
         if prior_config is not None:
             self.prior = self._make_prior(prior_config)
+        if recon_loss not in VQ_RECON_LOSSES:
+            raise UserError(f"recon_loss must be one of {', '.join(VQ_RECON_LOSSES)}, got {recon_loss!r}")
+        self.recon_loss = recon_loss
+        self._init_adversary(adversarial_weight, feature_matching_weight, disc_filters, disc_learning_rate)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.recon_tracker = keras.metrics.Mean(name="recon")
         self.vq_tracker = keras.metrics.Mean(name="vq")
@@ -377,7 +395,7 @@ class VQVAE(keras.Model):
             self.vq_tracker,
             self.perplexity_tracker,
             self.usage_tracker,
-        ]
+        ] + self.adversarial_trackers
 
     def call(self, inputs, training=False):
         """Reconstruction ``(B, S, S, 1)`` in [0, 1] through the quantised code grid."""
@@ -507,17 +525,21 @@ class VQVAE(keras.Model):
         z_st = z_e + ops.stop_gradient(z_q - z_e)
         images = ops.sigmoid(ops.cast(self.decoder(z_st, training=training), "float32"))
         recon = ops.mean(ops.square(x - images))
+        pixel = recon if self.recon_loss == "mse" else ops.mean(ops.abs(x - images))
 
         counts = ops.sum(ops.one_hot(indices, self.num_embeddings, dtype="float32"), axis=0)
         probs = counts / ops.sum(counts)
         perplexity = ops.exp(-ops.sum(probs * ops.log(probs + 1e-10)))
         usage = ops.mean(ops.cast(counts > 0, "float32"))
         terms = {
-            "loss": recon + loss_vq,
+            "loss": pixel + loss_vq,
             "recon": recon,
+            "pixel": pixel,
             "vq": vq,
             "perplexity": perplexity,
             "usage": usage,
+            "images": images,
+            "x": x,
         }
         return terms, flat, indices
 
@@ -527,9 +549,11 @@ class VQVAE(keras.Model):
         self.vq_tracker.update_state(terms["vq"])
         self.perplexity_tracker.update_state(terms["perplexity"])
         self.usage_tracker.update_state(terms["usage"])
+        self._update_adversarial_trackers(terms)
         return {m.name: m.result() for m in self.metrics}
 
     def _trained_variables(self):
+        # Not self.trainable_variables: that holds the discriminator's too (the adversarial option).
         variables = self.encoder.trainable_variables + self.decoder.trainable_variables
         return variables + self.quantizer.trainable_variables
 
@@ -538,12 +562,17 @@ class VQVAE(keras.Model):
 
         x = data[0] if isinstance(data, (tuple, list)) else data
         variables = self._trained_variables()
-        with tf.GradientTape() as tape:
+        with tf.GradientTape(persistent=self.adversary is not None) as tape:
             terms, flat, indices = self.compute_losses(x, training=True)
+            if self.adversary is not None:
+                terms = self._with_adversarial_terms(tape, terms, terms["pixel"])
             scaled = self.optimizer.scale_loss(terms["loss"])
         grads = tape.gradient(scaled, variables)
         self.optimizer.apply_gradients(zip(grads, variables))
         self.quantizer.update(flat, indices)
+        if self.adversary is not None:
+            terms["disc_loss"] = self.adversary.train_discriminator(
+                terms["x"], terms["images"], self.adversarial_active)
         return self._update_trackers(terms)
 
     def test_step(self, data):
@@ -571,6 +600,9 @@ class VQVAE(keras.Model):
             "data_init": q.data_init,
             "prior_config": prior_config,
             "seed": self.seed,
+            # only when used (recon_loss and adversary too), so older files load unchanged
+            **({"recon_loss": self.recon_loss} if self.recon_loss != "mse" else {}),
+            **self.adversarial_config(),
             # only when used, so unconditional models save (and old files load) as before
             **({"conditional": True, "slice_range": list(self.slice_range)} if self.conditional else {}),
         }
@@ -597,6 +629,11 @@ _VQVAE_ARGS = (
     "seed",
     "conditional",
     "slice_range",
+    "recon_loss",
+    "adversarial_weight",
+    "feature_matching_weight",
+    "disc_filters",
+    "disc_learning_rate",
 )
 
 

@@ -8,6 +8,7 @@
 - ``callbacks``: Keras callbacks that keep the run folder current while a model trains.
 - ``jobs``: background jobs that train a run folder: launch, cancel, resume, count.
 - ``device``: GPU detection, mixed precision, distribution strategy.
+- ``augment``: training-time augmentation of slice batches (flip, rotation, scale, gain, gamma).
 - ``cli``: the ``train``, ``sample`` and ``evaluate`` commands of ``python -m core``.
 
 Training curves are drawn by :mod:`core.viz.curves`.

@@ -34,6 +34,7 @@ from core.training.runs import RunFolder
 __all__ = [
     "RunContext",
     "KLBetaSchedule",
+    "AdversarialWarmup",
     "CancelFlag",
     "StatusReporter",
     "MetricsCSV",
@@ -119,6 +120,22 @@ class KLBetaSchedule(keras.callbacks.Callback):
 
         beta = kl_beta_schedule(epoch, self.kind, self.warmup_epochs, self.beta_max, self.cycle_epochs)
         self.model.beta.assign(beta)
+
+
+class AdversarialWarmup(keras.callbacks.Callback):
+    """Switches a model's adversarial terms on from epoch ``start_epoch`` (0-based) onwards.
+
+    A discriminator that starts with the autoencoder tells noise from images and its gradient
+    only disturbs the reconstruction; VQGAN starts it once reconstructions are recognisable.
+    Set at every epoch's start, so a resumed run is switched the same way.
+    """
+
+    def __init__(self, start_epoch=0):
+        super().__init__()
+        self.start_epoch = int(start_epoch)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.set_adversarial_active(epoch >= self.start_epoch)
 
 
 class CancelFlag(keras.callbacks.Callback):

@@ -34,14 +34,17 @@ IN_MEMORY_BYTES = 512 * 2**20
 
 # ---------------------------------------------------------------------------- input pipeline
 def image_dataset(images: np.ndarray, batch_size: int, shuffle: bool = True, seed: int | None = 0,
-                  drop_remainder: bool = False, conditions: np.ndarray | None = None):
+                  drop_remainder: bool = False, conditions: np.ndarray | None = None,
+                  augment: dict | None = None):
     """``tf.data`` pipeline of ``(B, S, S, 1)`` float32 batches from ``(N, S, S)`` images.
 
     Small arrays become one in-memory tensor (``from_tensor_slices``); large memory-mapped
     caches are shuffled by index and gathered per batch (sorted indices, so reads are mostly
     sequential).  Shuffled each epoch, batched, prefetched (``AUTOTUNE``).  With
     ``conditions`` (``(N, C)`` float32, one row per image) the batches are
-    ``(images, conditions)`` pairs, shuffled together (a conditional VAE).
+    ``(images, conditions)`` pairs, shuffled together (a conditional VAE).  With ``augment``
+    (strengths, :data:`core.training.augment.AUGMENT_DEFAULTS`) each batch is augmented anew
+    every epoch (:func:`core.training.augment.augment_batch`); training data only.
     """
     import tensorflow as tf
 
@@ -86,6 +89,13 @@ def image_dataset(images: np.ndarray, batch_size: int, shuffle: bool = True, see
                 return tf.ensure_shape(x, [None, h, w, 1]), tf.ensure_shape(c, [None, dim])
 
             ds = ds.map(pair, num_parallel_calls=tf.data.AUTOTUNE)
+    if augment:
+        from core.training.augment import augment_batch
+
+        if conditions is None:
+            ds = ds.map(lambda x: augment_batch(x, augment), num_parallel_calls=tf.data.AUTOTUNE)
+        else:
+            ds = ds.map(lambda x, c: (augment_batch(x, augment), c), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -376,8 +386,10 @@ def _stage_one(run: RunFolder, config, state, setup, train, val, fixed, progress
     if stage == "vae":
         callbacks.insert(0, cb.KLBetaSchedule(config["kl_schedule"], config["warmup_epochs"],
                                               config["beta"], config["cycle_epochs"]))
+    if getattr(model, "adversary", None) is not None:
+        callbacks.insert(0, cb.AdversarialWarmup(config.get("adversarial_start_epoch", 0)))
     train_ds = image_dataset(train, config["batch_size"], seed=config.get("seed"), drop_remainder=True,
-                             conditions=cond.get("train"))
+                             conditions=cond.get("train"), augment=config.get("augment") or None)
     val_ds = image_dataset(val, config["batch_size"], shuffle=False, conditions=cond.get("val")) if len(val) else None
     ctx.emit(kind="stage", epoch=done)
     model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=done, callbacks=callbacks, shuffle=False, verbose=0)

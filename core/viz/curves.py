@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-__all__ = ["loss_figure", "prior_figure", "overlay_figure", "overlay_metrics"]
+__all__ = ["loss_figure", "prior_figure", "codebook_figure", "adversarial_figure", "overlay_figure", "overlay_metrics"]
 
 # Train terms per model type: (column, label, dashed-for-validation partner)
 _TERMS = {
@@ -54,6 +54,59 @@ def loss_figure(metrics: pd.DataFrame, model_type: str, log_y: bool = False, tit
     fig.update_layout(title=title, height=360, margin={"l": 10, "r": 10, "t": 40, "b": 10},
                       legend={"orientation": "h", "y": -0.25}, hovermode="x unified")
     return fig
+
+
+def _lines(metrics: pd.DataFrame, columns, title: str, y_title: str, height: int = 300) -> go.Figure:
+    """Train (solid) and validation (dashed) curves of ``columns`` [(column, label)] per epoch."""
+    fig = go.Figure()
+    for i, (column, label) in enumerate(columns):
+        color = _COLORS[i % len(_COLORS)]
+        if column in metrics:
+            fig.add_trace(go.Scatter(x=metrics["epoch"], y=metrics[column], name=label, mode="lines+markers",
+                                     line={"color": color}, marker={"size": 4}))
+        if f"val_{column}" in metrics:
+            fig.add_trace(go.Scatter(x=metrics["epoch"], y=metrics[f"val_{column}"], name=f"val {label}",
+                                     mode="lines", line={"color": color, "dash": "dash"}))
+    fig.update_layout(title=title, height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                      legend={"orientation": "h", "y": -0.3}, hovermode="x unified")
+    fig.update_yaxes(title_text=y_title)
+    fig.update_xaxes(title_text="epoch")
+    return fig
+
+
+def codebook_figure(metrics: pd.DataFrame, num_embeddings: int | None = None) -> go.Figure | None:
+    """A VQ-VAE's codebook health per epoch: perplexity (effective number of codes used, per
+    batch) and the fraction of codes used; a dotted line at half the codebook, the goal.
+    None when the metrics have no codebook columns (not a VQ-VAE)."""
+    if metrics is None or metrics.empty or "perplexity" not in metrics:
+        return None
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    x = metrics["epoch"]
+    fig.add_trace(go.Scatter(x=x, y=metrics["perplexity"], name="perplexity", mode="lines+markers",
+                             line={"color": _COLORS[0]}, marker={"size": 4}), secondary_y=False)
+    if "usage" in metrics:
+        fig.add_trace(go.Scatter(x=x, y=metrics["usage"], name="codes used (fraction)", mode="lines",
+                                 line={"color": _COLORS[1]}), secondary_y=True)
+        fig.update_yaxes(title_text="fraction used", range=[0, 1.05], secondary_y=True, showgrid=False)
+    if num_embeddings:
+        fig.add_hline(y=num_embeddings / 2, line_dash="dot", line_color="#7f7f7f",
+                      annotation_text="half the codebook", secondary_y=False)
+    fig.update_yaxes(title_text="perplexity", rangemode="tozero", secondary_y=False)
+    fig.update_xaxes(title_text="epoch")
+    fig.update_layout(title="Codebook", height=300, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                      legend={"orientation": "h", "y": -0.3}, hovermode="x unified")
+    return fig
+
+
+def adversarial_figure(metrics: pd.DataFrame) -> go.Figure | None:
+    """The adversarial option's curves: the discriminator's hinge loss (1 = it cannot tell
+    reconstructions from real slices, 0 = it always can), the decoder's adversarial term and
+    the feature-matching term.  None when the run has no adversary."""
+    if metrics is None or metrics.empty or "disc_loss" not in metrics:
+        return None
+    return _lines(metrics, [("disc_loss", "discriminator hinge loss"), ("adversarial", "decoder adversarial term"),
+                            ("feature_matching", "feature matching")],
+                  "Adversary (discriminator loss 1 = chance)", "loss")
 
 
 def prior_figure(metrics: pd.DataFrame, log_y: bool = False) -> go.Figure:
