@@ -18,6 +18,10 @@ ROOT = Path(__file__).resolve().parent.parent
 REAL_DEV = ROOT.parent / "shared" / "data" / "real_dev"
 #: The real_dev dataset of the benchmarks: (axis, start, stop, size, split fractions, split seed).
 REAL_DEV_SPEC = ("axial", 58, 82, 64, (0.6, 0.1, 0.3), 1)
+#: With ``--preprocess ...register``: the axial range in MNI152 mm (z) that replaces 58-82, the same
+#: anatomy in every head (from below the lateral ventricles to the centrum semiovale): 24 slices
+#: on the 2 mm grid, like the raw range.
+REAL_DEV_MNI_Z_MM = (-10.0, 38.0)
 COHORTS = ("demo", "real_dev")
 
 
@@ -33,21 +37,35 @@ def demo_dataset(size: int = 64) -> Path:
     return build_cohort_dataset(cohort, spec, fractions=(0.7, 0.1, 0.2), seed=0).path
 
 
-def real_dev_dataset(folder: Path = REAL_DEV) -> Path:
-    """``REAL_DEV_SPEC`` built from the real development heads with the project's CLI path."""
+def real_dev_dataset(folder: Path = REAL_DEV, preprocess=None) -> Path:
+    """``REAL_DEV_SPEC`` built from the real development heads with the project's CLI path.
+
+    ``preprocess``: a :class:`core.data.preprocess.PreprocessSpec` run on each head first; with
+    ``register`` the slice range is ``REAL_DEV_MNI_Z_MM`` on the MNI grid instead of 58-82.
+    """
     from core.data.cohort import build_cohort_dataset, load_cohort
     from core.data.slices import SliceSpec
 
     axis, start, stop, size, fractions, seed = REAL_DEV_SPEC
+    if preprocess is not None and "register" in preprocess.steps:
+        from core.data.preprocess import mni_template
+
+        affine = mni_template(preprocess.register_mm)[2]
+        start, stop = (int(round((z - affine[2, 3]) / affine[2, 2])) for z in REAL_DEV_MNI_Z_MM)
     cohort = load_cohort(folder)
     spec = SliceSpec(axis=axis, start=start, stop=stop, size=size)
-    return build_cohort_dataset(cohort, spec, fractions=fractions, seed=seed).path
+    return build_cohort_dataset(cohort, spec, fractions=fractions, seed=seed, preprocess=preprocess).path
 
 
-def cohort_dataset(name: str) -> Path | None:
-    """The dataset folder of cohort ``name``; None when ``real_dev`` is absent here."""
+def cohort_dataset(name: str, preprocess=None) -> Path | None:
+    """The dataset folder of cohort ``name``; None when ``real_dev`` is absent here.
+
+    ``preprocess`` (a :class:`core.data.preprocess.PreprocessSpec`) is for ``real_dev`` only.
+    """
+    if preprocess and name != "real_dev":
+        raise ValueError(f"preprocessing is measured on real_dev only, not on {name!r}")
     if name == "demo":
         return demo_dataset(64)
     if name == "real_dev":
-        return real_dev_dataset() if REAL_DEV.is_dir() else None
+        return real_dev_dataset(preprocess=preprocess or None) if REAL_DEV.is_dir() else None
     raise ValueError(f"unknown cohort {name!r}; one of {', '.join(COHORTS)}")

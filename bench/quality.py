@@ -64,6 +64,7 @@ from cohorts import COHORTS, REAL_DEV, cohort_dataset, demo_dataset  # noqa: E40
 from run_all import machine_label  # noqa: E402
 
 from core.data.dataset import load_manifest, load_split_images  # noqa: E402
+from core.data.preprocess import PreprocessSpec  # noqa: E402
 from core.evaluation import compute_psnr, compute_sharpness, compute_ssim  # noqa: E402
 from core.evaluation.blotches import BlotchDetector  # noqa: E402
 from core.evaluation.obedience import agreement, train_attribute_regressor  # noqa: E402
@@ -318,6 +319,10 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="20 s per model, 64 samples, short two-sample tests")
     parser.add_argument("--budget-s", type=float, default=240.0, help="training seconds per VAE")
     parser.add_argument("--figures", type=Path, default=None, help="save sample/recon grids here")
+    parser.add_argument("--preprocess", default=None, metavar="STEPS",
+                        help="real_dev only: preprocess every head first (core.data.preprocess), e.g. "
+                             "skullstrip,n4,register=2,crop; keys get a 'preprocessed_' prefix "
+                             "(default: raw heads, as before)")
     parser.add_argument("--runs-dir", type=Path, default=None,
                         help="keep the run folders (with evaluation.json) here; default: a temporary dir, removed")
     args = parser.parse_args(argv)
@@ -326,13 +331,14 @@ def main(argv=None) -> int:
     budget = 20.0 if args.quick else args.budget_s
     n_samples, reg_epochs = (64, 10) if args.quick else (256, 20)
     c2st_options = {"max_epochs": 10} if args.quick else {}
-    prefix = "" if cohort == "demo" else f"{cohort}_"
+    preprocess = PreprocessSpec.parse(args.preprocess) if args.preprocess else None
+    prefix = ("" if cohort == "demo" else f"{cohort}_") + ("preprocessed_" if preprocess else "")
     wall_started = time.perf_counter()
     print(f"# command: python bench/quality.py {shlex.join(sys.argv[1:] if argv is None else argv)}")
     print(f"# started: {time.strftime('%Y-%m-%d %H:%M')}")
     print(f"# machine: {machine_label()}", flush=True)
 
-    dataset = cohort_dataset(cohort)
+    dataset = cohort_dataset(cohort, preprocess) if preprocess else cohort_dataset(cohort)
     if dataset is None:
         print(f"cohort {cohort}: {REAL_DEV} is absent here, nothing measured")
         print(json.dumps({}))
@@ -471,6 +477,10 @@ def main(argv=None) -> int:
     summary = {"cohort": cohort, "budget_s": budget, "n_samples": n_samples,
                "n_train_images": int(len(train)), "n_test_images": int(len(test)),
                "dataset_hash": manifest.get("hash"), "rows": ",".join(rows_wanted)}
+    if preprocess:
+        summary["preprocess"] = ",".join(preprocess.steps)
+        summary.update({f"preprocess_{step}_s": round(s, 2)
+                        for step, s in manifest.get("preprocess_seconds", {}).items()})
     for name, r in shown.items():
         for key in ("ssim", "psnr_db", "epochs", "prior_epochs", "wall_s", "active_units", "kl_nats"):
             if r.get(key) is not None:

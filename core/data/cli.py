@@ -57,12 +57,25 @@ def _build_dataset(args) -> int:
     bar, update = _tqdm_progress("build dataset")
     with bar:
         result = build_cohort_dataset(cohort, spec, fractions=args.split, seed=args.seed,
-                                      cache_dir=args.cache, progress=update)
+                                      cache_dir=args.cache, progress=update, preprocess=args.preprocess)
     for line in result.skipped:
         print(f"skipped {line}", file=sys.stderr)
+    if result.preprocess_seconds:
+        print("preprocessing, seconds per volume: " + ", ".join(
+            f"{step} {seconds:.1f}" for step, seconds in result.preprocess_seconds.items()), file=sys.stderr)
     print(balance_table(result.manifest).to_string(index=False), file=sys.stderr)
     print(result.path)
     return 0
+
+
+def _preprocess_spec(text: str):
+    from core.data.preprocess import PreprocessSpec
+    from core.errors import UserError
+
+    try:
+        return PreprocessSpec.parse(text)
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -83,4 +96,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                        metavar=("TRAIN", "VAL", "TEST"), help="subject fractions per split")
     build.add_argument("--seed", type=int, default=0, help="seed of the subject split")
     build.add_argument("--cache", type=Path, default=None, help="datasets folder (default: cache dir)")
+    build.add_argument("--preprocess", type=_preprocess_spec, default=None, metavar="STEPS",
+                       help="comma-separated steps run on each volume before slicing, always in this "
+                            "order: skullstrip,n4,register[=MM],crop (register: rigid to MNI152 on an "
+                            "MM grid, default 1; slice indices are then MNI grid indices)")
     build.set_defaults(handler=_build_dataset)
