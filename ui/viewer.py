@@ -12,7 +12,7 @@ import numpy as np
 import streamlit as st
 
 from core.viz.images import png_data_url
-from core.viz.volume import viewer_meta, volume_payload, window_lut
+from core.viz.volume import preview_planes, viewer_meta, volume_payload, window_lut
 from ui import data, state
 from ui.components import volume_viewer as component
 
@@ -64,9 +64,16 @@ def _client_planes(entry, volume, level, width, radiological, range_box):
     identity = bool((lut == np.arange(256)).all())
     crosshair = st.session_state[state.CROSSHAIR][1]
     meta = viewer_meta(volume, radiological, crosshair, range_box, None if identity else lut)
-    component.volume_viewer(payload=payload(entry, auto_level, auto_width),
-                            token=f"{entry.identity}|{auto_level:.6g}|{auto_width:.6g}", meta=meta,
-                            key=state.BROWSE_VIEWER, on_change=_on_event)
+    token = f"{entry.identity}|{auto_level:.6g}|{auto_width:.6g}"
+    if st.session_state.get(state.BROWSE_VIEWER_SENT) != token:
+        # A subject's first render: the three planes at the crosshair only (a fast first picture);
+        # the viewer asks for the volume, and that rerun of this fragment makes and sends it.
+        st.session_state[state.BROWSE_VIEWER_SENT] = token
+        component.volume_viewer(payload=None, token=token, meta=meta, key=state.BROWSE_VIEWER, on_change=_on_event,
+                                preview=preview_planes(volume, crosshair, auto_level, auto_width, radiological))
+    else:
+        component.volume_viewer(payload=payload(entry, auto_level, auto_width), token=token, meta=meta,
+                                key=state.BROWSE_VIEWER, on_change=_on_event)
     _readout(volume, crosshair, level, width, " (last click)")
 
 

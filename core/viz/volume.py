@@ -11,9 +11,10 @@ import zlib
 
 import numpy as np
 
+from core.data.slices import AXES, plane
 from core.viz.images import apply_window
 
-__all__ = ["volume_u8", "volume_payload", "window_lut", "viewer_meta"]
+__all__ = ["volume_u8", "volume_payload", "window_lut", "viewer_meta", "preview_planes"]
 
 
 def volume_u8(volume, level: float, width: float) -> np.ndarray:
@@ -57,3 +58,12 @@ def viewer_meta(volume, radiological: bool, crosshair, range_lines, lut=None) ->
         "range": None if range_lines is None else [str(range_lines[0]), int(range_lines[1]), int(range_lines[2])],
         "lut": None if lut is None else [int(v) for v in lut],
     }
+
+
+def preview_planes(volume, crosshair, level: float, width: float, radiological: bool = True) -> dict:
+    """``{axis: (rows, cols) uint8}``: the three planes through ``crosshair`` as the viewer draws them
+    from :func:`volume_u8` (:func:`core.data.slices.plane` of the windowed volume), sent with a
+    subject's first render so its first picture does not wait for the whole volume."""
+    return {axis: np.ascontiguousarray(apply_window(plane(volume.data, axis, int(crosshair[AXES[axis]]), radiological),
+                                                    level, width))
+            for axis in ("axial", "coronal", "sagittal")}

@@ -13,11 +13,13 @@ import numpy as np
 FRAME = 'iframe[title*="volume_viewer"]'
 
 
-def viewer_frame(page, timeout_ms: int = 120_000):
-    """The viewer's ``Frame`` once it has drawn its first planes."""
+def viewer_frame(page, timeout_ms: int = 120_000, loaded: bool = True):
+    """The viewer's ``Frame`` once it has drawn its first planes (``loaded``: from the whole volume,
+    not only the preview planes that come with the page)."""
     page.locator(FRAME).first.wait_for(timeout=timeout_ms)
     frame = page.locator(FRAME).first.element_handle().content_frame()
-    frame.wait_for_selector("body[data-draws]", state="attached", timeout=timeout_ms)
+    frame.wait_for_selector("body[data-loaded]" if loaded else "body[data-draws]", state="attached",
+                            timeout=timeout_ms)
     return frame
 
 

@@ -8,7 +8,8 @@ server.  The component sends a value only on:
 
 - ``{"event": "voxel", "voxel": [i, j, k], "seq": n}``: a click (or the end of a drag) on a view;
 - ``{"event": "range", "range": [start, stop], "seq": n}``: *Range starts here* / *Range ends here*;
-- ``{"event": "unsupported", "message": ...}``: the browser could not fetch or unpack the volume.
+- ``{"event": "unsupported", "message": ...}``: the browser could not fetch or unpack the volume;
+- ``{"event": "volume", "token": ...}``: after a render with planes only, once: send the volume.
 
 The volume travels as a media file (one HTTP GET per subject, cached by the browser and kept by the
 component; a page rerun sends only its URL) when a Streamlit runtime serves media, else inline.
@@ -48,18 +49,27 @@ def media_url(payload: bytes, coordinates: str) -> str | None:
         return None
 
 
-def volume_viewer(*, payload: bytes, token: str, meta: dict, key: str, on_change=None):
+def volume_viewer(*, payload: bytes | None, token: str, meta: dict, key: str, preview: dict | None = None,
+                  on_change=None):
     """Draw the three planes; returns the last value the component sent (or None).
 
     Args:
-        payload: :func:`core.viz.volume.volume_payload` bytes of the volume shown.
+        payload: :func:`core.viz.volume.volume_payload` bytes of the volume shown, or None: then
+            the viewer draws ``preview`` and sends ``{"event": "volume", "token": token}`` to ask
+            for the volume (a subject's first render does not wait for the volume to be made).
         token: identifies ``payload`` (e.g. file identity + window): the inline fallback sends
             the bytes under it.
         meta: :func:`core.viz.volume.viewer_meta`: shape, voxel sizes, affine, convention, the
             crosshair (applied when it changes), the range lines and the window table.
         key: the widget key (its value is the last event).  on_change: called when an event arrives.
+        preview: ``{axis: (rows, cols) uint8}`` planes at the crosshair
+            (:func:`core.viz.volume.preview_planes`), drawn until the volume is here: pass them
+            with a subject's first render (a rerun need not send them again).
     """
+    extra = {f"preview_{axis}": bytes(image.tobytes()) for axis, image in (preview or {}).items()}
+    if payload is None:  # planes only: the viewer draws them and asks for the volume
+        return _component(token=token, meta=meta, key=key, default=None, on_change=on_change, **extra)
     url = media_url(payload, f"volume_viewer.{key}")
     if url is not None:
-        return _component(url=url, token=token, meta=meta, key=key, default=None, on_change=on_change)
-    return _component(data=payload, token=token, meta=meta, key=key, default=None, on_change=on_change)
+        return _component(url=url, token=token, meta=meta, key=key, default=None, on_change=on_change, **extra)
+    return _component(data=payload, token=token, meta=meta, key=key, default=None, on_change=on_change, **extra)

@@ -167,8 +167,40 @@ function captions() {
   S.readout.textContent = `Voxel (${S.ijk.join(", ")}) · RAS (${mm.map(signed).join(", ")}) mm${win}`;
 }
 
+// The page sends the three planes at the crosshair with a subject's first render: they are drawn at
+// once (the first picture does not wait for the volume), and the sliders wake when the volume is here.
+function preview(args) {
+  S.meta = JSON.parse(JSON.stringify(args.meta));
+  S.ijk = args.meta.crosshair.slice();
+  S.argsCrosshair = JSON.stringify(args.meta.crosshair);
+  S.data = null;
+  S.lut = lutTable();
+  for (const axis of VIEWS) {
+    const view = S.views[axis], [ra, ca] = planeAxes(axis), rows = S.meta.shape[ra], cols = S.meta.shape[ca];
+    const bytes = new Uint8Array(args[`preview_${axis}`]);
+    if (bytes.length !== rows * cols) return;
+    view.slider.max = String(S.meta.shape[AXES[axis]] - 1);
+    view.slider.disabled = true;
+    layout(axis);
+    view.plane.width = cols; view.plane.height = rows;
+    const ctx = view.plane.getContext("2d"), image = ctx.createImageData(cols, rows), px = image.data;
+    for (let n = 0, p = 0; n < bytes.length; n++, p += 4) {
+      const g = S.lut[bytes[n]];
+      px[p] = g; px[p + 1] = g; px[p + 2] = g; px[p + 3] = 255;
+    }
+    ctx.putImageData(image, 0, 0);
+  }
+  for (const axis of VIEWS) drawOverlay(axis);
+  captions();
+  S.previews = (S.previews || 0) + 1;
+  S.draws += 1;
+  document.body.dataset.draws = String(S.draws);
+  fitHeight();
+}
+
 let pending = 0;
 function redraw(axes) {
+  if (!S.data) return; // a preview is shown until the volume is here
   const t0 = performance.now();
   S.lut = lutTable();
   for (const axis of axes || VIEWS) drawPlane(axis);
@@ -258,6 +290,7 @@ function pointer(axis, stack) {
 }
 
 function moveTo(axis, ev, tell) {
+  if (!S.data) return;
   const view = S.views[axis], rect = view.stack.getBoundingClientRect();
   const col = Math.min(view.cols - 1, Math.max(0, Math.floor((ev.clientX - rect.left) / (rect.width / view.cols))));
   const row = Math.min(view.rows - 1, Math.max(0, Math.floor((ev.clientY - rect.top) / (rect.height / view.rows))));
@@ -267,7 +300,7 @@ function moveTo(axis, ev, tell) {
 }
 
 function setRange(which) {
-  const range = S.meta.range;
+  const range = S.meta && S.meta.range;
   if (!range) return;
   const a = AXES[range[0]], n = S.meta.shape[a], here = S.ijk[a];
   let start = range[1], stop = range[2];
@@ -321,9 +354,18 @@ function status(text, error) {
   fitHeight();
 }
 
-async function load(args) {
-  const source = args.url || `bytes:${args.data ? args.data.byteLength : 0}:${args.token || ""}`;
-  if (cache.has(source)) return [source, cache.get(source)];
+function sourceOf(args) { return args.url || `bytes:${args.token || ""}`; }
+const inflight = new Map(); // source -> promise: a rerun while a volume loads waits for the same fetch
+function load(args) {
+  const source = sourceOf(args);
+  if (cache.has(source)) return Promise.resolve([source, cache.get(source)]);
+  if (!inflight.has(source)) {
+    inflight.set(source, fetchAndUnpack(source, args).finally(() => inflight.delete(source)));
+  }
+  return inflight.get(source);
+}
+
+async function fetchAndUnpack(source, args) {
   const t0 = performance.now();
   const packed = args.url ? await fetchVolume(args.url) : new Uint8Array(args.data);
   const t1 = performance.now();
@@ -341,8 +383,16 @@ async function render(args) {
   const mine = ++generation;
   try {
     if (!S.views.axial) build();
-    const wanted = args.url || `bytes:${args.data ? args.data.byteLength : 0}:${args.token || ""}`;
-    if (wanted !== S.source) status("Loading the volume…");
+    const wanted = sourceOf(args);
+    if (wanted !== S.source) {
+      if (!cache.has(wanted) && args.preview_axial) preview(args);
+      status("Loading the volume… (slices move once it is here)");
+    }
+    if (!args.url && !args.data) {
+      // a subject's first render: its planes came with the page; ask for the volume (once)
+      if (S.asked !== args.token) { S.asked = args.token; emit({ event: "volume", token: args.token }); }
+      return;
+    }
     const [source, data] = await load(args);
     if (mine !== generation) return; // a newer render arrived while this one loaded
     const fresh = source !== S.source;
@@ -353,8 +403,10 @@ async function render(args) {
     if (fresh) S.rangeNote.textContent = "";
     for (const axis of VIEWS) {
       S.views[axis].slider.max = String(S.meta.shape[AXES[axis]] - 1);
+      S.views[axis].slider.disabled = false;
       layout(axis);
     }
+    document.body.dataset.loaded = "1";
     status("");
     redraw();
     fitHeight();
@@ -380,7 +432,7 @@ window.addEventListener("message", ev => {
 let lastWidth = window.innerWidth;
 window.addEventListener("resize", () => {
   // the frame's height follows the content (fitHeight): only a new width needs a new layout
-  if (!S.meta || window.innerWidth === lastWidth) return;
+  if (!S.data || window.innerWidth === lastWidth) return;
   lastWidth = window.innerWidth;
   for (const axis of VIEWS) layout(axis);
   redraw();
