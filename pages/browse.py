@@ -6,6 +6,7 @@ import streamlit as st
 from core.data.slices import AXES, middle_range, preview_indices, range_yield, thesis_spec
 from core.errors import UserError
 from ui import data, state, viewer
+from ui.preprocess import before_after_panel
 
 st.title("Browse")
 
@@ -92,6 +93,7 @@ start, stop = st.session_state[state.RANGE]
 
 # --- Three planes: drawn in the browser (one volume per subject), or on the server ---------------
 viewer.three_planes(entry, volume, subject, level, width, radiological, (range_axis, start, stop))
+before_after_panel(entry, volume)  # optional preprocessing of this subject, each step before / after
 
 # --- Slice range picker ----------------------------------------------------------------------
 st.subheader("Slice range for the dataset")

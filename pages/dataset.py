@@ -11,6 +11,7 @@ from core.data.slices import AXES, DEFAULT_RANGE_SLICES, SliceSpec, middle_range
 from core.errors import UserError
 from core.viz.images import display_upscale, grid_png
 from ui import data, state
+from ui import preprocess as preprocess_ui
 
 st.title("Dataset")
 st.caption("Slices of each subject go to exactly one split (train / validation / test), so no "
@@ -50,6 +51,9 @@ try:
 except UserError as exc:
     st.error(str(exc))
     st.stop()
+st.markdown("**Preprocessing** (optional; each step is cached per volume and listed in the dataset's "
+            "manifest, so it is part of the dataset's hash)")
+preprocess = preprocess_ui.steps_picker()
 st.markdown(f"**{spec.count} slices × {len(entries)} volumes** → up to "
             f"**{spec.count * len(entries)} images** of {size}×{size}, split by subject "
             f"({train:.0%} / {val:.0%} / {test:.0%}).")
@@ -58,7 +62,8 @@ if st.button("Build dataset", type="primary"):
     bar = st.progress(0.0, text="starting…")
     try:
         result = build_cohort_dataset(found, spec, fractions=(train, val, test), seed=int(seed),
-                                      progress=lambda f, msg: bar.progress(min(1.0, f), text=msg))
+                                      progress=lambda f, msg: bar.progress(min(1.0, f), text=msg),
+                                      preprocess=preprocess)
     except UserError as exc:
         st.error(str(exc))
     else:
@@ -67,6 +72,9 @@ if st.button("Build dataset", type="primary"):
         st.success(f"{verb} in {result.seconds:.1f} s: `{result.path}`")
         for line in result.skipped:
             st.warning(f"Skipped {line}")
+        if result.preprocess_seconds:
+            st.caption("Preprocessing, seconds per volume (the time each step took when it was computed):")
+            preprocess_ui.step_times(result.preprocess_seconds)
 
 last = st.session_state.get(state.LAST_DATASET)
 if last and Path(last).is_dir():

@@ -19,7 +19,6 @@ BROWSE_VIEWER = "browse_viewer"  # the client-side viewer component's value (las
 BROWSE_VIEWER_SEEN = "browse_viewer_seen"  # seq of the viewer event already applied
 BROWSE_CLIENT_FAILED = "browse_client_failed"  # why the browser could not draw (then the server draws)
 BROWSE_VIEWER_RERUN = "browse_viewer_rerun"  # a viewer event that concerns the whole page (range, fallback)
-BROWSE_VIEWER_SENT = "browse_viewer_sent"  # volume token whose first render (with preview planes) was sent
 PRESET_ERROR = "preset_error"  # message of a failed "Thesis preset" click, shown once
 
 RANGE_AXIS = "range_axis"  # widget keys of the slice range picker on Browse
@@ -31,6 +30,12 @@ CHOSEN_RANGE = "chosen_range"
 DATASET_AXIS = "ds_axis"  # axis chosen on the Dataset page
 DATASET_SIZE = "dataset_size"
 LAST_DATASET = "last_dataset"  # path of the dataset built or reused last
+DATASET_PREPROCESS = "ds_preprocess_"  # prefix: one checkbox per preprocessing step (+ "register_mm")
+PREPROCESS_STEPS = "pp_steps"  # Browse's before / after panel: steps, plane, mask toggle
+PREPROCESS_AXIS = "pp_axis"
+PREPROCESS_MASK = "pp_mask"
+PREPROCESS_BUTTON = "pp_run"
+PREPROCESS_RUN = "pp_last_run"  # (volume identity, steps, plane) shown last: shown again without a click
 
 # Train page
 TRAIN_DATASET = "train_dataset"
