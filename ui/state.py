@@ -19,6 +19,7 @@ BROWSE_VIEWER = "browse_viewer"  # the client-side viewer component's value (las
 BROWSE_VIEWER_SEEN = "browse_viewer_seen"  # seq of the viewer event already applied
 BROWSE_CLIENT_FAILED = "browse_client_failed"  # why the browser could not draw (then the server draws)
 BROWSE_VIEWER_RERUN = "browse_viewer_rerun"  # a viewer event that concerns the whole page (range, fallback)
+BROWSE_VIEWER_SENT = "browse_viewer_sent"  # volume token whose first render (with preview planes) was sent
 PRESET_ERROR = "preset_error"  # message of a failed "Thesis preset" click, shown once
 
 RANGE_AXIS = "range_axis"  # widget keys of the slice range picker on Browse
