@@ -88,9 +88,10 @@ def project(points, method: str = "pca", seed: int = 0,
     return np.asarray(out, "float32")
 
 
-#: From this many points t-SNE uses openTSNE's FFT-interpolated gradients, below it Barnes-Hut
-#: (``bench/latent.py``: at 1,200 points Barnes-Hut is the faster, at 16,000 FFT).
-FFT_FROM_POINTS = 5_000
+#: From this many points t-SNE uses openTSNE's FFT-interpolated gradients, below it Barnes-Hut:
+#: openTSNE's own threshold, which ``bench/latent.py`` bears out on both sides (at 1,200 points
+#: Barnes-Hut is the faster, at 16,000 FFT); the crossover between them was not measured.
+FFT_FROM_POINTS = 10_000
 #: Iterations of openTSNE's two phases (early exaggeration, then the embedding): its defaults.
 TSNE_ITERATIONS = (250, 500)
 
