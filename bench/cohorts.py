@@ -37,16 +37,18 @@ def demo_dataset(size: int = 64) -> Path:
     return build_cohort_dataset(cohort, spec, fractions=(0.7, 0.1, 0.2), seed=0).path
 
 
-def real_dev_dataset(folder: Path = REAL_DEV, preprocess=None) -> Path:
+def real_dev_dataset(folder: Path = REAL_DEV, preprocess=None, size: int | None = None) -> Path:
     """``REAL_DEV_SPEC`` built from the real development heads with the project's CLI path.
 
     ``preprocess``: a :class:`core.data.preprocess.PreprocessSpec` run on each head first; with
     ``register`` the slice range is ``REAL_DEV_MNI_Z_MM`` on the MNI grid instead of 58-82.
+    ``size``: other than the spec's 64 px, the same slices and split at that resolution.
     """
     from core.data.cohort import build_cohort_dataset, load_cohort
     from core.data.slices import SliceSpec
 
-    axis, start, stop, size, fractions, seed = REAL_DEV_SPEC
+    axis, start, stop, spec_size, fractions, seed = REAL_DEV_SPEC
+    size = spec_size if size is None else size
     if preprocess is not None and "register" in preprocess.steps:
         from core.data.preprocess import mni_template
 
@@ -57,7 +59,7 @@ def real_dev_dataset(folder: Path = REAL_DEV, preprocess=None) -> Path:
     return build_cohort_dataset(cohort, spec, fractions=fractions, seed=seed, preprocess=preprocess).path
 
 
-def cohort_dataset(name: str, preprocess=None) -> Path | None:
+def cohort_dataset(name: str, preprocess=None, size: int = 64) -> Path | None:
     """The dataset folder of cohort ``name``; None when ``real_dev`` is absent here.
 
     ``preprocess`` (a :class:`core.data.preprocess.PreprocessSpec`) is for ``real_dev`` only.
@@ -65,7 +67,7 @@ def cohort_dataset(name: str, preprocess=None) -> Path | None:
     if preprocess and name != "real_dev":
         raise ValueError(f"preprocessing is measured on real_dev only, not on {name!r}")
     if name == "demo":
-        return demo_dataset(64)
+        return demo_dataset(size)
     if name == "real_dev":
-        return real_dev_dataset(preprocess=preprocess or None) if REAL_DEV.is_dir() else None
+        return real_dev_dataset(preprocess=preprocess or None, size=size) if REAL_DEV.is_dir() else None
     raise ValueError(f"unknown cohort {name!r}; one of {', '.join(COHORTS)}")

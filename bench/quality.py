@@ -32,6 +32,12 @@ VQ-VAE with a conditional PixelCNN prior), each with its obedience to the reques
 (Pearson r, requested vs an age regressor's reading) and slice position (MAE in slices), the
 regressors' figures on real test slices as the ceiling.
 
+Issue 20's ablation rows (``ABLATION_ROWS``): ``vq_before`` (the VQ-VAE as issue 17 left it),
+``vq_codebook`` (8-dimensional codes, dead-code restarts below half a code's uniform share),
+``vq_l1`` (+ L1 pixel loss), ``vq_adversarial`` (+ patch discriminator and feature matching),
+``vq_adversarial_augment`` (+ augmentation); ``vae_before`` / ``vae_adversarial`` (the VAE
+without / with the adversarial term).  VQ rows report codebook perplexity and codes used.
+
 Usage: ``python bench/quality.py [--cohort demo|real_dev] [--rows ours,vqvae_prior] [--quick]
 [--budget-s 240] [--figures DIR] [--runs-dir DIR]``.  Prints provenance lines (``# command``,
 ``# started``, ``# machine``), the tables and, as its last line, one JSON object; on ``real_dev``
@@ -75,10 +81,28 @@ from core.training import runs  # noqa: E402
 from core.training.checkpoints import MODEL, PRIOR, save_model_atomic  # noqa: E402
 from core.viz.images import grid_png  # noqa: E402
 
+#: Issue 20's ablation: the generators before it and one change at a time, each row the
+#: previous row's config plus one change (overrides of today's ``demo`` preset), at the same
+#: budget and judged like the others.  ``vqvae_prior`` and ``ours`` are today's presets.
+VQ_BEFORE = {"embedding_dim": 32, "restart_threshold": 0.03, "recon_loss": "mse",
+             "adversarial_weight": 0.0, "feature_matching_weight": 0.0, "augment": None}
+_VQ_CODEBOOK = {**VQ_BEFORE, "embedding_dim": 8, "restart_threshold": 0.5}
+_VQ_L1 = {**_VQ_CODEBOOK, "recon_loss": "l1"}
+_VQ_ADVERSARIAL = {**_VQ_L1, "adversarial_weight": 0.1, "feature_matching_weight": 1.0}
+ABLATION_ROWS = {
+    "vq_before": ("vqvae", VQ_BEFORE),
+    "vq_codebook": ("vqvae", _VQ_CODEBOOK),
+    "vq_l1": ("vqvae", _VQ_L1),
+    "vq_adversarial": ("vqvae", _VQ_ADVERSARIAL),
+    "vq_adversarial_augment": ("vqvae", {**_VQ_ADVERSARIAL, "augment": True}),
+    "vae_before": ("vae", {"adversarial_weight": 0.0, "feature_matching_weight": 0.0, "augment": None}),
+    "vae_adversarial": ("vae", {"adversarial_weight": 0.1, "feature_matching_weight": 0.0, "augment": None}),
+}
 #: Every row, in the order they are trained and printed.
-ROWS = ("ours", "ours_aggregate", "sigma01", "thesis_loss", "vqvae_prior", "vqvae_prior_t085", "cvae", "cvqvae")
+ROWS = ("ours", "ours_aggregate", "sigma01", "thesis_loss", "vqvae_prior", "vqvae_prior_t085", "cvae", "cvqvae",
+        *ABLATION_ROWS)
 #: Rows whose samples the strict judge (evaluate_run) measures.
-JUDGED = ("ours", "ours_aggregate", "sigma01", "thesis_loss", "vqvae_prior")
+JUDGED = ("ours", "ours_aggregate", "sigma01", "thesis_loss", "vqvae_prior", *ABLATION_ROWS)
 #: The VAE rows: overrides of the ``demo`` preset.
 VAE_ROWS = {"ours": {}, "sigma01": {"recon_loss": "gaussian", "sigma": 0.1}, "thesis_loss": {"loss_mode": "thesis"}}
 CONDITIONAL = ("cvae", "cvqvae")
@@ -116,25 +140,69 @@ class _BetaSchedule(keras.callbacks.Callback):
                                                 c["cycle_epochs"]))
 
 
-def train_vae(train, config, budget_s, conditions=None):
+class _AdversaryAfter(keras.callbacks.Callback):
+    """The adversarial warm-up by the clock: on from the first epoch that starts after
+    ``after_s`` seconds (a budgeted run does not know its epoch count in advance)."""
+
+    def __init__(self, after_s: float):
+        super().__init__()
+        self.after_s = after_s
+        self.started_epoch = None
+
+    def on_train_begin(self, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        active = time.perf_counter() - self.started >= self.after_s
+        if active and self.started_epoch is None:
+            self.started_epoch = epoch
+        self.model.set_adversarial_active(active)
+
+
+def fit_autoencoder(model, train, config, budget_s, conditions=None, extra_callbacks=(), adversary_after_s=None):
+    """Fit a compiled VAE or VQ-VAE for ``budget_s`` seconds as the training engine would: its
+    KL warm-up (VAE), the adversarial warm-up (``adversarial_start_epoch``, or by the clock
+    after ``adversary_after_s`` seconds) and augmentation when the config asks for them.
+    Returns ``(epochs begun, epoch the adversary started or None)``."""
+    from core.training.callbacks import AdversarialWarmup
+    from core.training.trainer import image_dataset
+
+    clock = _WallClock(budget_s)
+    callbacks = [clock, *extra_callbacks]
+    warmup = None
+    if getattr(model, "adversary", None) is not None:
+        warmup = (_AdversaryAfter(adversary_after_s) if adversary_after_s is not None
+                  else AdversarialWarmup(config.get("adversarial_start_epoch", 0)))
+        callbacks.append(warmup)
+    if config.get("augment"):  # the engine's pipeline (augmented batches); else plain arrays as before
+        data = image_dataset(np.asarray(train)[..., 0], config["batch_size"], seed=0,
+                             conditions=conditions, augment=config["augment"])
+        model.fit(data, epochs=10_000, verbose=0, shuffle=False, callbacks=callbacks)
+    else:
+        model.fit(train, conditions, batch_size=config["batch_size"], epochs=10_000, verbose=0,
+                  shuffle=True, callbacks=callbacks)
+    started = getattr(warmup, "started_epoch", getattr(warmup, "start_epoch", None))
+    return clock.epochs, started
+
+
+def train_vae(train, config, budget_s, conditions=None, adversary_after_s=None):
     keras.utils.set_random_seed(0)
     model = build_model(config)
     model.compile(optimizer=keras.optimizers.Adam(config["learning_rate"]))
-    clock = _WallClock(budget_s)
-    callbacks = [clock] + ([_BetaSchedule(config)] if config.get("loss_mode") != "thesis" else [])
     started = time.perf_counter()
-    model.fit(train, conditions, batch_size=config["batch_size"], epochs=10_000, verbose=0,
-              shuffle=True, callbacks=callbacks)
-    return model, clock.epochs, time.perf_counter() - started
+    schedule = [_BetaSchedule(config)] if config.get("loss_mode") != "thesis" else []
+    epochs, model.adversary_started_epoch = fit_autoencoder(model, train, config, budget_s, conditions, schedule,
+                                                            adversary_after_s)
+    return model, epochs, time.perf_counter() - started
 
 
-def train_vqvae(train, config, budget_s, prior_budget_s):
+def train_vqvae(train, config, budget_s, prior_budget_s, adversary_after_s=None):
     keras.utils.set_random_seed(0)
     model = build_model(config)
     model.compile(optimizer=keras.optimizers.Adam(config["learning_rate"]))
-    clock = _WallClock(budget_s)
     started = time.perf_counter()
-    model.fit(train, batch_size=config["batch_size"], epochs=10_000, verbose=0, shuffle=True, callbacks=[clock])
+    epochs, model.adversary_started_epoch = fit_autoencoder(model, train, config, budget_s,
+                                                            adversary_after_s=adversary_after_s)
     indices = model.code_indices(train)
     prior = build_prior(config)
     prior.compile(optimizer=keras.optimizers.Adam(config["prior_learning_rate"]))
@@ -142,7 +210,7 @@ def train_vqvae(train, config, budget_s, prior_budget_s):
     prior.fit(indices, batch_size=config["prior_batch_size"], epochs=10_000, verbose=0, shuffle=True,
               callbacks=[prior_clock])
     model.attach_prior(prior)
-    return model, prior, clock.epochs, prior_clock.epochs, time.perf_counter() - started
+    return model, prior, epochs, prior_clock.epochs, time.perf_counter() - started
 
 
 def train_conditional_prior(vq, train, conditions, config, budget_s):
@@ -257,6 +325,15 @@ def obedience(dataset, train, test, model, budget_epochs, n_samples, regressors=
     }, samples, regressors
 
 
+def codebook_figures(model, train) -> dict:
+    """A VQ-VAE's codebook over every training slice: perplexity (the effective number of codes)
+    and the fraction of codes used."""
+    indices = model.code_indices(train).ravel()
+    shares = np.bincount(indices, minlength=model.num_embeddings) / indices.size
+    used = shares[shares > 0]
+    return {"perplexity": float(np.exp(-(used * np.log(used)).sum())), "codes_used": float((shares > 0).mean())}
+
+
 def _fmt(value, spec=".3f", none="–"):
     return none if value is None else format(value, spec)
 
@@ -366,7 +443,7 @@ def main(argv=None) -> int:
             if name not in needs and not (name == "ours" and "ours_aggregate" in needs):
                 continue
             config = {**get_preset("vae", "demo"), **overrides}
-            model, epochs, wall = train_vae(train, config, budget)
+            model, epochs, wall = train_vae(train, config, budget, adversary_after_s=budget / 3)
             print(f"  trained VAE ({name}) {epochs} epochs in {wall:.0f} s", flush=True)
             run_dir = write_run(runs_dir, f"{cohort}-{name}-{stamp}", dataset, "vae", overrides, model, epochs)
             kl_units = kl_per_unit(model, test)
@@ -391,11 +468,13 @@ def main(argv=None) -> int:
         vq = None
         if needs & {"vqvae_prior", "vqvae_prior_t085", "cvqvae"}:
             vq_config = get_preset("vqvae", "demo")
-            vq, prior, epochs, prior_epochs, wall = train_vqvae(train, vq_config, budget, budget / 2)
+            vq, prior, epochs, prior_epochs, wall = train_vqvae(train, vq_config, budget, budget / 2,
+                                                                adversary_after_s=budget / 3)
             print(f"  trained VQ-VAE {epochs} epochs + prior {prior_epochs} epochs in {wall:.0f} s", flush=True)
             run_dir = write_run(runs_dir, f"{cohort}-vqvae_prior-{stamp}", dataset, "vqvae", {}, vq, epochs,
                                 prior, prior_epochs)
-            rows["vqvae_prior"] = {"epochs": epochs, "prior_epochs": prior_epochs, "wall_s": wall}
+            rows["vqvae_prior"] = {"epochs": epochs, "prior_epochs": prior_epochs, "wall_s": wall,
+                                   **codebook_figures(vq, train)}
             if "vqvae_prior" in needs:
                 judged["vqvae_prior"] = judge_figures(judge(run_dir, n_samples, "prior", c2st_options,
                                                             "vqvae_prior"))
@@ -412,6 +491,35 @@ def main(argv=None) -> int:
                 extra["vqvae_prior_blotch_rate"] = detector.rate(vq.sample(n_samples, seed=0)[..., 0])["rate"]
                 extra["vqvae_prior_t085_blotch_rate"] = detector.rate(
                     vq.sample(n_samples, seed=0, temperature=0.85)[..., 0])["rate"]
+
+        for name, (model_type, overrides) in ABLATION_ROWS.items():
+            if name not in needs:
+                continue
+            config = {**get_preset(model_type, "demo"), **overrides}
+            if config.get("augment") is True:
+                from core.training.augment import check_augment
+
+                config["augment"] = check_augment(True)
+            # The adversary joins after a third of the budget (by the clock: a budgeted run's epoch
+            # count is not known in advance); the run's config records the epoch it did.
+            if model_type == "vqvae":
+                model, prior, epochs, prior_epochs, wall = train_vqvae(train, config, budget, budget / 2, budget / 3)
+            else:
+                model, epochs, wall = train_vae(train, config, budget, adversary_after_s=budget / 3)
+                prior = prior_epochs = None
+            settings = {**overrides, "augment": config["augment"]}
+            if model.adversary_started_epoch is not None:
+                settings["adversarial_start_epoch"] = int(model.adversary_started_epoch)
+            run_dir = write_run(runs_dir, f"{cohort}-{name}-{stamp}", dataset, model_type, settings, model, epochs,
+                                prior, prior_epochs)
+            print(f"  trained {name}: {epochs} epochs" + (f" + prior {prior_epochs}" if prior is not None else "")
+                  + f" in {wall:.0f} s", flush=True)
+            rows[name] = {"epochs": epochs, "prior_epochs": prior_epochs, "wall_s": wall}
+            if model_type == "vqvae":
+                rows[name].update(codebook_figures(model, train))
+            judged[name] = judge_figures(judge(run_dir, n_samples, "prior", c2st_options, name))
+            rows[name].update(ssim=judged[name]["ssim"], psnr_db=judged[name]["psnr_db"])
+            grids[name] = (model.sample(32, seed=0), model.reconstruct(test[:8]))
 
         c_train = dataset_conditions(manifest, "train") if needs & set(CONDITIONAL) else None
         slice_range = [manifest["spec"]["start"], manifest["spec"]["stop"]]
@@ -482,7 +590,8 @@ def main(argv=None) -> int:
         summary.update({f"preprocess_{step}_s": round(s, 2)
                         for step, s in manifest.get("preprocess_seconds", {}).items()})
     for name, r in shown.items():
-        for key in ("ssim", "psnr_db", "epochs", "prior_epochs", "wall_s", "active_units", "kl_nats"):
+        for key in ("ssim", "psnr_db", "epochs", "prior_epochs", "wall_s", "active_units", "kl_nats",
+                    "perplexity", "codes_used"):
             if r.get(key) is not None:
                 summary[f"{name}_{key}"] = _round(r[key], 4 if key != "kl_nats" else 2)
     if "ours" in shown and "thesis_loss" in shown:

@@ -61,7 +61,17 @@ def test_demo_presets_are_small():
     assert get_preset("vae", "demo")["image_size"] == 64
     vq = get_preset("vqvae", "demo")
     assert vq["image_size"] // 2 ** len(vq["filters"]) == 16
-    assert 128 <= vq["num_embeddings"] <= 256 and 32 <= vq["embedding_dim"] <= 64
+    # 8-dimensional codes since issue 20 (the codebook stayed alive on real heads).
+    assert 128 <= vq["num_embeddings"] <= 256 and 4 <= vq["embedding_dim"] <= 64
+
+
+def test_demo_presets_carry_issue_20s_measured_choices():
+    vq, vae = get_preset("vqvae", "demo"), get_preset("vae", "demo")
+    assert vq["recon_loss"] == "l1" and vq["restart_threshold"] >= 0.3
+    assert vq["adversarial_weight"] > 0 and vae["adversarial_weight"] > 0
+    # The adversary joins after the warm-ups, inside the run.
+    assert 0 < vq["adversarial_start_epoch"] < vq["epochs"]
+    assert vae["warmup_epochs"] <= vae["adversarial_start_epoch"] < vae["epochs"]
 
 
 @pytest.mark.parametrize("model_type, cls", [("vae", VAE), ("vqvae", VQVAE)])
