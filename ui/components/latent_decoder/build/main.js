@@ -17,7 +17,7 @@ const state = {
 };
 
 // What tests and benchmarks read (window.latentDecoder in the component's frame).
-const probe = window.latentDecoder = {
+const probe = window.latentDecoder = { modelKey: null,
   ready: false, error: null, decodes: 0, decodeMs: [], moveToDrawMs: [], lastImage: null,
   lastLatent: null, values: {}, wasmPaths: null,
 };
@@ -89,12 +89,14 @@ async function createSession(modelBytes) {
   ort.env.wasm.numThreads = 1;  // no SharedArrayBuffer: a Streamlit page is not cross-origin isolated
   ort.env.wasm.proxy = false;
   ort.env.wasm.wasmPaths = probe.wasmPaths = new URL("./", document.baseURI).href;  // bundled, no CDN
-  const t0 = performance.now();
+  const t0 = performance.now(), key = state.modelKey;
   const session = await ort.InferenceSession.create(modelBytes.slice(), {
     executionProviders: ["wasm"], graphOptimizationLevel: "all",
   });
+  if (key !== state.modelKey) return;  // another run was chosen while this one loaded
   state.session = session;
   state.inputs = session.inputNames;
+  probe.modelKey = state.modelKey;
   probe.loadMs = performance.now() - t0;
   probe.ready = true;
   status.textContent = "";
