@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from e2e.support import REPO, screenshot, serve, wait_idle
-from e2e.viewer_support import crosshair, plane_pixels, slider_moves, viewer_frame, wait_shape
+from e2e.viewer_support import crosshair, plane_pixels, slider_moves, viewer_frame, wait_shape, wait_volume
 
 pytestmark = pytest.mark.e2e
 
@@ -79,6 +79,7 @@ def test_slices_move_in_the_browser_and_match_the_server(heads, heads_url, page)
         choose_subject(page, subject)
         frame = viewer_frame(page)
         wait_shape(frame, "axial", volume.shape[1], volume.shape[0])
+        wait_volume(frame, volume.shape)
         wait_idle(page)
         assert crosshair(frame) == tuple(s // 2 for s in volume.shape)
         assert_planes_match(frame, volume)

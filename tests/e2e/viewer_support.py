@@ -34,6 +34,14 @@ def wait_shape(frame, axis: str, rows: int, cols: int, timeout_ms: int = 120_000
         " return c && c.height === rows && c.width === cols; }", arg=[axis, rows, cols], timeout=timeout_ms)
 
 
+def wait_volume(frame, shape, timeout_ms: int = 120_000) -> None:
+    """Wait until the viewer holds a whole volume of ``shape`` (not only a subject's preview planes)."""
+    frame.wait_for_function(
+        "shape => { const v = window.volumeViewer; return v.data && v.meta"
+        " && v.data.length === shape[0] * shape[1] * shape[2] && v.meta.shape.join() === shape.join(); }",
+        arg=[int(s) for s in shape], timeout=timeout_ms)
+
+
 def plane_pixels(frame, axis: str) -> np.ndarray:
     """``(rows, cols)`` uint8 grey values of the viewer's ``axis`` plane canvas (voxel resolution)."""
     width, height, values = frame.evaluate(
