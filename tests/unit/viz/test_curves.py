@@ -40,3 +40,16 @@ def test_overlay_of_several_runs():
     assert plots.overlay_metrics(curves)[:2] == ["val_loss", "loss"]
     fig = plots.overlay_figure(curves, "val_loss")
     assert [t.name for t in fig.data] == ["a", "b"] and list(fig.data[1].y) == [12.0, 8.0, 7.0]
+
+
+def test_codebook_and_adversary_figures_appear_only_with_their_columns():
+    vq = pd.DataFrame({"epoch": [1, 2], "perplexity": [20.0, 90.0], "usage": [0.3, 0.95],
+                       "disc_loss": [1.0, 0.9], "val_disc_loss": [1.0, 0.95], "adversarial": [0.0, 0.2],
+                       "feature_matching": [0.1, 0.08]})
+    codebook = plots.codebook_figure(vq, num_embeddings=128)
+    assert [t.name for t in codebook.data] == ["perplexity", "codes used (fraction)"]
+    assert codebook.layout.shapes[0].y0 == 64  # the goal: half the codebook
+    names = [t.name for t in plots.adversarial_figure(vq).data]
+    assert names[:2] == ["discriminator hinge loss", "val discriminator hinge loss"]
+    assert "feature matching" in names
+    assert plots.codebook_figure(VAE_ROWS) is None and plots.adversarial_figure(VAE_ROWS) is None
