@@ -67,6 +67,19 @@ def assert_planes_match(frame, volume, radiological=True):
         np.testing.assert_array_equal(drawn, expected, err_msg=f"{axis} slice {ijk[a]}")
 
 
+def check_range_button(page, frame) -> None:
+    """"Range starts here" sets the page's range picker (axial) from the viewer's axial slice."""
+    k = crosshair(frame)[2]
+    readout = page.get_by_text(re.compile(r"slices per volume · index")).first.inner_text()
+    start, last = map(int, re.search(r"index (\d+)–(\d+)", readout).groups())
+    assert frame.evaluate("() => window.volumeViewer.meta.range") == ["axial", start, last + 1]
+    frame.get_by_role("button", name="Range starts here").click()
+    wait_idle(page)
+    stop = last + 1 if last + 1 > k else k + 1
+    page.get_by_text(re.compile(rf"{stop - k} slices per volume · index {k}–{stop - 1}")).first.wait_for()
+    frame.wait_for_function("k => window.volumeViewer.meta.range[1] === k", arg=k)
+
+
 def test_slices_move_in_the_browser_and_match_the_server(heads, heads_url, page):
     sent, requests = [], []
     page.on("websocket", lambda ws: ws.on("framesent", lambda payload: sent.append(payload)))
@@ -83,6 +96,8 @@ def test_slices_move_in_the_browser_and_match_the_server(heads, heads_url, page)
         wait_idle(page)
         assert crosshair(frame) == tuple(s // 2 for s in volume.shape)
         assert_planes_match(frame, volume)
+        if subject == next(iter(heads_by_id)):
+            check_range_button(page, frame)
 
     # The last subject: 30 moves of the axial slider, none of which reaches the server.
     first = plane_pixels(frame, "axial")
