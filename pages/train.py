@@ -33,7 +33,8 @@ else:
                               help="VAE: smooth latent space. VQ-VAE: discrete codes, sharper; samples via its prior.")
         preset = c2.radio("Preset", PRESET_NAMES, horizontal=True, key=state.TRAIN_PRESET,
                           help="demo: 64 px, small, CPU minutes. thesis: the seed's 128 px network with our "
-                               "loss fixes. quality: larger, for a GPU.")
+                               "loss fixes. quality: larger, for a GPU. cpu128: 128 px sized for a CPU "
+                               "(under 30 min on ~170 slices).")
         size = datasets[paths.index(dataset_path)]["spec"]["size"]
         st.caption(f"Images are {size} px (from the dataset); the network is the preset's.")
         with st.form(state.TRAIN_FORM, border=False):

@@ -78,6 +78,18 @@ def hyper_parameters(model_type: str, preset: str) -> dict:
              "(Latent page, Samples tab; the sample grids show 8 slice positions, a 35-year-old woman above a "
              "75-year-old man). Needs a dataset with every subject's age and sex (e.g. IXI with its "
              "demographics); the launch is refused otherwise.")
+    c1, c2, c3 = st.columns(3)
+    out["adversarial_weight"] = c1.number_input(
+        "Adversarial weight", 0.0, 10.0, float(p["adversarial_weight"]), step=0.05, key=k("adv"),
+        help="A patch discriminator teaches the decoder sharp edges (0: off). Scales VQGAN's adaptive weight, "
+             "which balances it against the reconstruction term; its loss is plotted below the curves.")
+    out["adversarial_start_epoch"] = c2.number_input(
+        "Adversary from epoch", 0, 10000, int(p["adversarial_start_epoch"]), key=k("adv_start"),
+        help="Warm-up: the discriminator joins once reconstructions are recognisable.")
+    out["augment"] = c3.checkbox(
+        "Augment training slices", bool(p.get("augment")), key=k("augment"),
+        help="Left-right flips, rotations up to 8°, scalings up to 8 %, gain and gamma jitter, new every epoch "
+             "(training slices only; with few heads generalisation is the limit).")
     out["mixed_precision"] = st.checkbox("Mixed precision (GPU only)", False, key=k("mp"),
                                          help="float16 compute with float32 weights: faster on a GPU, ignored on CPU.")
     return {key: (int(v) if isinstance(v, int) and not isinstance(v, bool) else v) for key, v in out.items()}

@@ -62,6 +62,10 @@ def test_launch_shows_the_run_and_its_state(cache):
     assert not runs.list_runs()
     at.number_input(key="hp_epochs_vae_demo").set_value(1)
     at.number_input(key="hp_batch_vae_demo").set_value(16)
+    # Issue 20's options are the form's too: the adversary from the first epoch, augmentation on.
+    assert at.number_input(key="hp_adv_vae_demo").value > 0  # the demo preset's measured default
+    at.number_input(key="hp_adv_start_vae_demo").set_value(0)
+    at.checkbox(key="hp_augment_vae_demo").check()
     at.text_input(key="train_run_name").set_value("page-run")
     at.button[0].click().run()  # the form's Launch button
     assert not at.exception, at.exception
@@ -78,10 +82,14 @@ def test_launch_shows_the_run_and_its_state(cache):
     finally:
         status = _wait_idle(run_dir)
     assert status["state"] == "finished", status
-    assert runs.read_config(run_dir)["epochs"] == 1
-    at = _train_page()  # the finished run: curves and samples, no exception
+    config = runs.read_config(run_dir)
+    assert config["epochs"] == 1 and config["adversarial_start_epoch"] == 0 and config["augment"]["flip"] > 0
+    assert "disc_loss" in runs.read_metrics(run_dir)
+    at = _train_page()  # the finished run: curves (with the adversary's) and samples, no exception
     assert not at.exception, at.exception
     assert any("finished" in m.value for m in at.markdown)
+    titles = [chart.proto.spec for chart in at.get("plotly_chart")]
+    assert any("Adversary" in spec for spec in titles)
 
 
 def test_conditional_checkbox_without_demographics_is_a_message(cache):
