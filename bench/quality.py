@@ -26,8 +26,8 @@ units and KL per image (the thesis-loss comparison) are measured here on the tes
 Rows: ``ours`` (Bernoulli decoder, N(0, I) prior), ``ours_aggregate`` (the same run sampled
 from its aggregate posterior), ``sigma01``, ``thesis_loss``, ``vqvae_prior`` and
 ``vqvae_prior_t085`` (the blotch rate of the VQ-VAE's samples at temperature 1 and 0.85,
-``core.evaluation.blotches``; not part of ``evaluate_run``).  On ``demo`` only (the real_dev
-heads have no ages or sexes): ``cvae`` (a conditional VAE) and ``cvqvae`` (``vqvae_prior``'s
+``core.evaluation.blotches``; not part of ``evaluate_run``).  On cohorts whose every subject has
+an age and a sex (demo; real_dev since issue 19 matches its table): ``cvae`` (a conditional VAE) and ``cvqvae`` (``vqvae_prior``'s
 VQ-VAE with a conditional PixelCNN prior), each with its obedience to the requested age
 (Pearson r, requested vs an age regressor's reading) and slice position (MAE in slices), the
 regressors' figures on real test slices as the ceiling.
@@ -108,6 +108,10 @@ VAE_ROWS = {"ours": {}, "sigma01": {"recon_loss": "gaussian", "sigma": 0.1}, "th
 CONDITIONAL = ("cvae", "cvqvae")
 
 
+#: ``--epochs``/``--prior-epochs``: budgets in epochs instead of seconds (None = by the clock).
+EPOCH_BUDGET = {"model": None, "prior": None}
+
+
 class _WallClock(keras.callbacks.Callback):
     """Stop training once ``budget_s`` seconds have passed (checked after each batch)."""
 
@@ -159,16 +163,21 @@ class _AdversaryAfter(keras.callbacks.Callback):
         self.model.set_adversarial_active(active)
 
 
-def fit_autoencoder(model, train, config, budget_s, conditions=None, extra_callbacks=(), adversary_after_s=None):
+def fit_autoencoder(model, train, config, budget_s, conditions=None, extra_callbacks=(), adversary_after_s=None,
+                    epochs=None):
     """Fit a compiled VAE or VQ-VAE for ``budget_s`` seconds as the training engine would: its
     KL warm-up (VAE), the adversarial warm-up (``adversarial_start_epoch``, or by the clock
     after ``adversary_after_s`` seconds) and augmentation when the config asks for them.
-    Returns ``(epochs begun, epoch the adversary started or None)``."""
+    With ``epochs`` the budget is that many epochs instead of seconds (``budget_s`` ignored): on
+    a loaded machine a clock budget gives rows trained at different loads different amounts of
+    training.  Returns ``(epochs begun, epoch the adversary started or None)``."""
     from core.training.callbacks import AdversarialWarmup
     from core.training.trainer import image_dataset
 
-    clock = _WallClock(budget_s)
+    clock = _WallClock(float("inf") if epochs else budget_s)
     callbacks = [clock, *extra_callbacks]
+    if epochs:
+        adversary_after_s = None  # the preset's adversarial_start_epoch
     warmup = None
     if getattr(model, "adversary", None) is not None:
         warmup = (_AdversaryAfter(adversary_after_s) if adversary_after_s is not None
@@ -177,9 +186,9 @@ def fit_autoencoder(model, train, config, budget_s, conditions=None, extra_callb
     if config.get("augment"):  # the engine's pipeline (augmented batches); else plain arrays as before
         data = image_dataset(np.asarray(train)[..., 0], config["batch_size"], seed=0,
                              conditions=conditions, augment=config["augment"])
-        model.fit(data, epochs=10_000, verbose=0, shuffle=False, callbacks=callbacks)
+        model.fit(data, epochs=epochs or 10_000, verbose=0, shuffle=False, callbacks=callbacks)
     else:
-        model.fit(train, conditions, batch_size=config["batch_size"], epochs=10_000, verbose=0,
+        model.fit(train, conditions, batch_size=config["batch_size"], epochs=epochs or 10_000, verbose=0,
                   shuffle=True, callbacks=callbacks)
     started = getattr(warmup, "started_epoch", getattr(warmup, "start_epoch", None))
     return clock.epochs, started
@@ -192,7 +201,7 @@ def train_vae(train, config, budget_s, conditions=None, adversary_after_s=None):
     started = time.perf_counter()
     schedule = [_BetaSchedule(config)] if config.get("loss_mode") != "thesis" else []
     epochs, model.adversary_started_epoch = fit_autoencoder(model, train, config, budget_s, conditions, schedule,
-                                                            adversary_after_s)
+                                                            adversary_after_s, epochs=EPOCH_BUDGET["model"])
     return model, epochs, time.perf_counter() - started
 
 
@@ -202,12 +211,14 @@ def train_vqvae(train, config, budget_s, prior_budget_s, adversary_after_s=None)
     model.compile(optimizer=keras.optimizers.Adam(config["learning_rate"]))
     started = time.perf_counter()
     epochs, model.adversary_started_epoch = fit_autoencoder(model, train, config, budget_s,
-                                                            adversary_after_s=adversary_after_s)
+                                                            adversary_after_s=adversary_after_s,
+                                                            epochs=EPOCH_BUDGET["model"])
     indices = model.code_indices(train)
     prior = build_prior(config)
     prior.compile(optimizer=keras.optimizers.Adam(config["prior_learning_rate"]))
-    prior_clock = _WallClock(prior_budget_s)
-    prior.fit(indices, batch_size=config["prior_batch_size"], epochs=10_000, verbose=0, shuffle=True,
+    prior_epochs = EPOCH_BUDGET["prior"]
+    prior_clock = _WallClock(float("inf") if prior_epochs else prior_budget_s)
+    prior.fit(indices, batch_size=config["prior_batch_size"], epochs=prior_epochs or 10_000, verbose=0, shuffle=True,
               callbacks=[prior_clock])
     model.attach_prior(prior)
     return model, prior, epochs, prior_clock.epochs, time.perf_counter() - started
@@ -223,9 +234,10 @@ def train_conditional_prior(vq, train, conditions, config, budget_s):
     indices = model.code_indices(train)
     prior = build_prior(config)
     prior.compile(optimizer=keras.optimizers.Adam(config["prior_learning_rate"]))
-    clock = _WallClock(budget_s)
+    prior_epochs = EPOCH_BUDGET["prior"]
+    clock = _WallClock(float("inf") if prior_epochs else budget_s)
     started = time.perf_counter()
-    prior.fit(indices, conditions, batch_size=config["prior_batch_size"], epochs=10_000, verbose=0,
+    prior.fit(indices, conditions, batch_size=config["prior_batch_size"], epochs=prior_epochs or 10_000, verbose=0,
               shuffle=True, callbacks=[clock])
     model.attach_prior(prior)
     return model, clock.epochs, time.perf_counter() - started
@@ -396,6 +408,11 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="20 s per model, 64 samples, short two-sample tests")
     parser.add_argument("--budget-s", type=float, default=240.0, help="training seconds per VAE")
     parser.add_argument("--figures", type=Path, default=None, help="save sample/recon grids here")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="train every autoencoder this many epochs instead of --budget-s seconds "
+                             "(fair between rows on a loaded machine)")
+    parser.add_argument("--prior-epochs", type=int, default=None,
+                        help="train every prior this many epochs instead of half the budget")
     parser.add_argument("--preprocess", default=None, metavar="STEPS",
                         help="real_dev only: preprocess every head first (core.data.preprocess), e.g. "
                              "skullstrip,n4,register=2,crop; keys get a 'preprocessed_' prefix "
@@ -403,6 +420,7 @@ def main(argv=None) -> int:
     parser.add_argument("--runs-dir", type=Path, default=None,
                         help="keep the run folders (with evaluation.json) here; default: a temporary dir, removed")
     args = parser.parse_args(argv)
+    EPOCH_BUDGET.update(model=args.epochs, prior=args.prior_epochs)
     cohort = args.cohort
     rows_wanted = parse_rows(args.rows)
     budget = 20.0 if args.quick else args.budget_s
@@ -420,11 +438,13 @@ def main(argv=None) -> int:
         print(f"cohort {cohort}: {REAL_DEV} is absent here, nothing measured")
         print(json.dumps({}))
         return 0
-    if cohort != "demo":
+    subjects = load_manifest(dataset)["subjects"].values()
+    missing = [s for s in subjects if s.get("age") is None or s.get("sex") not in ("F", "M")]
+    if missing:  # since issue 19 real_dev's participants.csv matches its files (Subj1 ~ Subj1_T1)
         skipped = [r for r in rows_wanted if r in CONDITIONAL]
         if skipped:
-            print(f"skipping {', '.join(skipped)} on {cohort}: its file ids (Subj1_T1) match no demographics row, "
-                  "so there are no ages or sexes to condition on")
+            print(f"skipping {', '.join(skipped)} on {cohort}: {len(missing)} subjects have no age or sex "
+                  "to condition on")
         rows_wanted = [r for r in rows_wanted if r not in CONDITIONAL]
     train = np.asarray(load_split_images(dataset, "train"))[..., None]
     test = np.asarray(load_split_images(dataset, "test"))[..., None]
@@ -582,7 +602,8 @@ def main(argv=None) -> int:
                 (args.figures / f"{name}_recon.png").write_bytes(grid_png(pairs, ncols=8, upscale=1))
         print(f"figures in {args.figures}")
 
-    summary = {"cohort": cohort, "budget_s": budget, "n_samples": n_samples,
+    summary = {"cohort": cohort, "budget_s": budget, "budget_epochs": args.epochs,
+               "budget_prior_epochs": args.prior_epochs, "n_samples": n_samples,
                "n_train_images": int(len(train)), "n_test_images": int(len(test)),
                "dataset_hash": manifest.get("hash"), "rows": ",".join(rows_wanted)}
     if preprocess:
