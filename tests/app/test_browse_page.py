@@ -32,7 +32,7 @@ def test_browse_shows_three_planes_and_range_on_real_ixi(ixi_sample_dir):
 
 def test_thesis_preset_refuses_downsampled_volumes(ixi_sample_dir):
     at = _browse(ixi_sample_dir)
-    at.button[0].click().run()
+    next(b for b in at.button if b.label.startswith("Thesis preset")).click().run()
     assert not at.exception
     assert any("full-resolution IXI" in w.value for w in at.warning)
 
