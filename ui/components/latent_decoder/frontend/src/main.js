@@ -27,18 +27,14 @@ function send(type, data) {
   window.parent.postMessage(Object.assign({ isStreamlitMessage: true, type }, data), "*");
 }
 function setValue(value) { send("streamlit:setComponentValue", { value, dataType: "json" }); }
-// the content's own height (documentElement.scrollHeight never drops below the frame's height, so
-// a run with fewer sliders would keep the last run's taller frame)
-function setHeight() {
-  send("streamlit:setFrameHeight", { height: Math.ceil(document.getElementById("root").getBoundingClientRect().bottom) + 8 });
-}
+function setHeight() { send("streamlit:setFrameHeight", { height: document.documentElement.scrollHeight + 4 }); }
 
 window.addEventListener("message", (event) => {
   if (!event.data || event.data.type !== "streamlit:render") return;
   applyTheme(event.data.theme);
   onRender(event.data.args).catch(fail);
 });
-new ResizeObserver(setHeight).observe(document.getElementById("root"));
+new ResizeObserver(setHeight).observe(document.body);
 
 function applyTheme(theme) {  // Streamlit's theme (the app ships a dark one)
   if (!theme) return;
