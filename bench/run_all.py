@@ -39,7 +39,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 #: In the order they run; the browser benchmark needs Chromium and skips itself without it.
-SCRIPTS = ["data", "train", "latent", "evaluate", "quality", "browser"]
+SCRIPTS = ["data", "train", "latent", "evaluate", "quality", "vq_ablation", "browser"]
 #: A script run more than once: (result name, extra arguments) per run.
 VARIANTS = {"quality": [("quality", ["--cohort", "demo"]), ("quality_real_dev", ["--cohort", "real_dev"])]}
 UNITS = {"_ms": "ms", "_s": "s", "_per_s": "/s", "_ratio": "×", "_mb": "MB", "_mib": "MiB", "_pct": "%",

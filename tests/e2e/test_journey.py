@@ -337,6 +337,10 @@ def _journey(page, source, url, runs_dir, run_name, tmp_path, mark):
     page.get_by_text("lbview1.").first.wait_for(timeout=SLOW)
     wait_idle(page, SLOW)
     _assert_no_errors(page, "Latent")
+    # The journey drives the server path; tests/e2e/test_latent_client.py drives the browser's decoder.
+    page.locator('[data-testid="stCheckbox"]').filter(has_text="Decode in the browser").locator("label").click()
+    wait_idle(page)
+    page.get_by_text("browser decoding is off").first.wait_for()
     image = _main(page).locator('[data-testid="stImage"] img').first
     before = image.get_attribute("src")
     slider = _main(page).locator('[data-testid="stSlider"]').filter(has_text="PC 1").first
