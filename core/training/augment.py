@@ -52,11 +52,14 @@ def check_augment(value):
     return out
 
 
-def augment_batch(images, strengths, seed=None):
+def augment_batch(images, strengths, seed=None, rng=None):
     """Augmented copy of a ``(B, S, S, 1)`` float32 batch in [0, 1] (tf tensors in and out).
 
     Each image gets its own random flip, rotation + scaling about the centre (bilinear, the
     background filled with 0 = air), gain and gamma; the result is clipped to [0, 1].
+    ``rng``: a ``tf.random.Generator`` to draw from (its state advances, so a ``tf.data``
+    pipeline that captures it augments anew every epoch even under a global seed, where
+    ``tf.random.uniform`` would repeat the same draws each time the dataset is iterated).
     """
     import tensorflow as tf
 
@@ -66,6 +69,8 @@ def augment_batch(images, strengths, seed=None):
     size = tf.cast(tf.shape(x)[1], tf.float32)
 
     def uniform(low, high):
+        if rng is not None:
+            return rng.uniform([n], low, high)
         return tf.random.uniform([n], low, high, seed=seed)
 
     if s["flip"] > 0:

@@ -92,10 +92,13 @@ def image_dataset(images: np.ndarray, batch_size: int, shuffle: bool = True, see
     if augment:
         from core.training.augment import augment_batch
 
+        # One generator whose state advances across epochs (a global seed would make plain
+        # tf.random ops repeat their draws every epoch); a sequential map keeps it reproducible.
+        rng = tf.random.Generator.from_seed(0 if seed is None else int(seed))
         if conditions is None:
-            ds = ds.map(lambda x: augment_batch(x, augment), num_parallel_calls=tf.data.AUTOTUNE)
+            ds = ds.map(lambda x: augment_batch(x, augment, rng=rng))
         else:
-            ds = ds.map(lambda x, c: (augment_batch(x, augment), c), num_parallel_calls=tf.data.AUTOTUNE)
+            ds = ds.map(lambda x, c: (augment_batch(x, augment, rng=rng), c))
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

@@ -12,7 +12,9 @@ from importlib.metadata import packages_distributions
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-LOCAL = {"core", "ui", "pages", "helpers", "e2e", "bench", "conftest", "cohorts", "run_all", "support"}
+LOCAL = {"core", "ui", "pages", "helpers", "e2e", "bench", "conftest", "support",
+         # benchmark scripts import each other by name (bench/ is on their sys.path)
+         *(path.stem for path in (REPO / "bench").glob("*.py"))}
 TEST_ONLY = {"pytest", "pytest-timeout", "hypothesis", "playwright"}
 
 
