@@ -5,7 +5,8 @@ Where things are:
 - ``presets.py``: named configs as plain data and ``validate_config`` (no Keras import);
 - ``factory.py``: ``build_model`` / ``build_prior`` (validate a config, then construct);
 - ``vae.py``: ``Sampling`` + ``VAE``; ``vqvae.py``: ``VectorQuantizer`` + ``VQVAE``;
-  ``prior.py``: masked convolutions, gated blocks, ``PositionBias`` + ``PixelCNNPrior``;
+  ``prior.py``: ``CodePrior`` (what every code-grid prior shares), masked convolutions, gated
+  blocks, ``PositionBias`` + ``PixelCNNPrior``; ``transformer_prior.py``: ``TransformerPrior``;
   ``aggregate.py``: a Gaussian mixture on a VAE's training latents (aggregate posterior);
 - ``blocks.py``: the conv blocks both autoencoders use; ``inference.py``: batching and the
   compiled-function cache behind the models' verbs; ``_checks.py``: argument checks.
@@ -34,6 +35,10 @@ _LAZY = {
     "VectorQuantizer": "vqvae",
     "build_vqvae": "vqvae",
     "PixelCNNPrior": "prior",
+    "CodePrior": "prior",
+    "TransformerPrior": "transformer_prior",
+    "CausalBlock": "transformer_prior",
+    "build_transformer_prior": "transformer_prior",
     "MaskedConv2D": "prior",
     "GatedActivation": "prior",
     "PositionBias": "prior",

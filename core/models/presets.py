@@ -42,6 +42,7 @@ from core.models._checks import (
 __all__ = [
     "MODEL_TYPES",
     "PRESET_NAMES",
+    "PRIOR_TYPES",
     "RECON_LOSSES",
     "LOSS_MODES",
     "KL_SCHEDULES",
@@ -58,6 +59,8 @@ LOSS_MODES = ("elbo", "thesis")
 KL_SCHEDULES = ("linear", "cyclical", "none")
 #: VQ-VAE pixel losses (see :class:`core.models.vqvae.VQVAE`).
 VQ_RECON_LOSSES = ("mse", "l1")
+#: VQ-VAE priors over the code grid (``prior_type``): gated PixelCNN, causal transformer.
+PRIOR_TYPES = ("pixelcnn", "transformer")
 
 #: Config keys of the adversarial option and their "off" values (both VAE and VQ-VAE).
 ADVERSARIAL_DEFAULTS = {
@@ -91,6 +94,13 @@ _VQ_CODEBOOK = {
     "restart_threshold": 0.03,
     "data_init": True,
     "prior_kernel_size": 3,
+    # the prior's kind (issue 20): "pixelcnn" (gated PixelCNN: prior_filters, prior_layers,
+    # prior_kernel_size) or "transformer" (causal transformer: the transformer_* keys)
+    "prior_type": "pixelcnn",
+    "transformer_width": 128,
+    "transformer_layers": 4,
+    "transformer_heads": 4,
+    "transformer_dropout": 0.1,
     "conditional": False,
     "recon_loss": "mse",
     "augment": None,  # or strengths: core.training.augment.AUGMENT_DEFAULTS
@@ -359,6 +369,15 @@ def validate_config(config, n_train=None):
         c["prior_layers"] = check_int("prior_layers", c["prior_layers"], 1)
         c["prior_kernel_size"] = check_int("prior_kernel_size", c["prior_kernel_size"], 3)
         check_choice("recon_loss", c["recon_loss"], VQ_RECON_LOSSES)
+        check_choice("prior_type", c["prior_type"], PRIOR_TYPES)
+        c["transformer_width"] = check_int("transformer_width", c["transformer_width"], 1)
+        c["transformer_layers"] = check_int("transformer_layers", c["transformer_layers"], 1)
+        c["transformer_heads"] = check_int("transformer_heads", c["transformer_heads"], 1)
+        if c["transformer_width"] % c["transformer_heads"]:
+            raise UserError(f"transformer_width ({c['transformer_width']}) must be a multiple of "
+                            f"transformer_heads ({c['transformer_heads']})")
+        c["transformer_dropout"] = check_float("transformer_dropout", c["transformer_dropout"], 0.0, 1.0,
+                                               open_max=True)
         if c["prior_kernel_size"] % 2 == 0:
             raise UserError(f"prior_kernel_size must be odd, got {c['prior_kernel_size']}")
     _check_adversarial(c)

@@ -31,6 +31,7 @@ __all__ = [
     "ConditionBias",
     "gated_pixelcnn_block",
     "get_pixelcnn",
+    "CodePrior",
     "PixelCNNPrior",
     "build_pixelcnn_prior",
     "raster_reach",
@@ -276,62 +277,18 @@ def get_pixelcnn(num_embeddings, grid_size, filters=64, n_layers=8, kernel_size=
     return keras.Model(inputs, logits, name="pixelcnn")
 
 
-@keras.saving.register_keras_serializable(package="latentbrain")
-class PixelCNNPrior(keras.Model):
-    """Autoregressive prior over ``grid_size x grid_size`` code grids.
+class CodePrior(keras.Model):
+    """What every prior over code grids shares: the loss in nats per code, the training and test
+    steps, condition checks and :meth:`log_likelihood`.  Subclasses build their network, give
+    :meth:`call` (logits ``(B, h, w, K)``) and :meth:`sample`, and set ``num_embeddings``,
+    ``grid_size``, ``condition_dim`` and ``loss_tracker``."""
 
-    Args:
-        num_embeddings: number of codes K (the VQ-VAE's codebook size).
-        grid_size: side of the code grid.
-        filters: channels of the gated stacks.
-        n_layers: gated layers (a position sees ``n_layers * (kernel_size // 2) + 1`` rows up).
-        kernel_size: odd kernel of the masked convolutions.
-        condition_dim: length of a conditioning vector per grid (0: unconditional).  A
-            conditional prior adds a learned projection of it before every gate (a conditional
-            gated PixelCNN), so its codes can be asked for e.g. an age and a slice position.
-
-    Train with ``fit(indices)`` (targets are the inputs), or for a conditional prior
-    ``fit(indices, conditions)`` / a dataset of ``(indices, conditions)`` pairs; the metric
-    ``loss`` is the cross-entropy in nats per code.
-
-    Examples:
-        >>> prior = PixelCNNPrior(num_embeddings=8, grid_size=4, filters=8, n_layers=2)
-        >>> prior.sample(2, seed=0).shape
-        (2, 4, 4)
-    """
-
-    def __init__(self, num_embeddings=128, grid_size=16, filters=64, n_layers=8, kernel_size=3,
-                 condition_dim=0, **kwargs):
-        kwargs.pop("trainable", None)
-        super().__init__(**kwargs)
-        self.num_embeddings = check_int("num_embeddings", num_embeddings, 2)
-        self.grid_size = check_int("grid_size", grid_size, 1)
-        self.filters = check_int("prior_filters", filters, 1)
-        self.n_layers = check_int("prior_layers", n_layers, 1)
-        self.kernel_size = check_int("prior_kernel_size", kernel_size, 3)
-        if self.kernel_size % 2 == 0:
-            raise UserError(f"prior_kernel_size must be odd, got {self.kernel_size}")
-        self.condition_dim = check_int("condition_dim", condition_dim, 0)
-        self.net = get_pixelcnn(
-            self.num_embeddings, self.grid_size, self.filters, self.n_layers, self.kernel_size,
-            self.condition_dim,
-        )
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.built = True
+    #: ``prior_type`` in a config (``core.models.presets``); the key that picks the class on load.
+    prior_type = ""
 
     @property
     def metrics(self):
         return [self.loss_tracker]
-
-    def call(self, inputs, training=False):
-        """Logits ``(B, h, w, K)`` float32 for code grids ``(B, h, w)`` (a conditional prior:
-        ``(codes, conditions)`` with conditions ``(B, condition_dim)``)."""
-        if self.condition_dim:
-            codes, condition = inputs
-            inputs = [ops.cast(codes, "int32"), ops.cast(condition, "float32")]
-        else:
-            inputs = ops.cast(inputs, "int32")
-        return ops.cast(self.net(inputs, training=training), "float32")
 
     def compute_loss_value(self, indices, training=False, condition=None):
         """Mean cross-entropy (nats per code) of code grids ``(B, h, w)`` under the model
@@ -362,7 +319,7 @@ class PixelCNNPrior(keras.Model):
         with tf.GradientTape() as tape:
             loss = self.compute_loss_value(x, training=True, condition=c)
             scaled = self.optimizer.scale_loss(loss)
-        variables = self.net.trainable_variables
+        variables = self.trainable_variables
         grads = tape.gradient(scaled, variables)
         self.optimizer.apply_gradients(zip(grads, variables))
         self.loss_tracker.update_state(loss)
@@ -400,6 +357,62 @@ class PixelCNNPrior(keras.Model):
             parts = [(float(fn(indices[s : s + batch_size], c[s : s + batch_size])), len(indices[s : s + batch_size]))
                      for s in range(0, len(indices), batch_size)]
         return sum(v * k for v, k in parts) / max(1, len(indices))
+
+
+@keras.saving.register_keras_serializable(package="latentbrain")
+class PixelCNNPrior(CodePrior):
+    """Autoregressive prior over ``grid_size x grid_size`` code grids.
+
+    Args:
+        num_embeddings: number of codes K (the VQ-VAE's codebook size).
+        grid_size: side of the code grid.
+        filters: channels of the gated stacks.
+        n_layers: gated layers (a position sees ``n_layers * (kernel_size // 2) + 1`` rows up).
+        kernel_size: odd kernel of the masked convolutions.
+        condition_dim: length of a conditioning vector per grid (0: unconditional).  A
+            conditional prior adds a learned projection of it before every gate (a conditional
+            gated PixelCNN), so its codes can be asked for e.g. an age and a slice position.
+
+    Train with ``fit(indices)`` (targets are the inputs), or for a conditional prior
+    ``fit(indices, conditions)`` / a dataset of ``(indices, conditions)`` pairs; the metric
+    ``loss`` is the cross-entropy in nats per code.
+
+    Examples:
+        >>> prior = PixelCNNPrior(num_embeddings=8, grid_size=4, filters=8, n_layers=2)
+        >>> prior.sample(2, seed=0).shape
+        (2, 4, 4)
+    """
+
+    prior_type = "pixelcnn"
+
+    def __init__(self, num_embeddings=128, grid_size=16, filters=64, n_layers=8, kernel_size=3,
+                 condition_dim=0, **kwargs):
+        kwargs.pop("trainable", None)
+        super().__init__(**kwargs)
+        self.num_embeddings = check_int("num_embeddings", num_embeddings, 2)
+        self.grid_size = check_int("grid_size", grid_size, 1)
+        self.filters = check_int("prior_filters", filters, 1)
+        self.n_layers = check_int("prior_layers", n_layers, 1)
+        self.kernel_size = check_int("prior_kernel_size", kernel_size, 3)
+        if self.kernel_size % 2 == 0:
+            raise UserError(f"prior_kernel_size must be odd, got {self.kernel_size}")
+        self.condition_dim = check_int("condition_dim", condition_dim, 0)
+        self.net = get_pixelcnn(
+            self.num_embeddings, self.grid_size, self.filters, self.n_layers, self.kernel_size,
+            self.condition_dim,
+        )
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.built = True
+
+    def call(self, inputs, training=False):
+        """Logits ``(B, h, w, K)`` float32 for code grids ``(B, h, w)`` (a conditional prior:
+        ``(codes, conditions)`` with conditions ``(B, condition_dim)``)."""
+        if self.condition_dim:
+            codes, condition = inputs
+            inputs = [ops.cast(codes, "int32"), ops.cast(condition, "float32")]
+        else:
+            inputs = ops.cast(inputs, "int32")
+        return ops.cast(self.net(inputs, training=training), "float32")
 
     def sample(self, n, seed=0, temperature=1.0, condition=None):
         """``n`` code grids drawn autoregressively: ``(n, grid_size, grid_size)`` int32 ndarray.

@@ -28,7 +28,7 @@ from core.models.discriminator import ADVERSARIAL_DEFAULTS, AdversarialModel
 from core.models.conditions import CONDITION_DIM, condition_array, model_slice_range, population_conditions
 from core.models.presets import VQ_RECON_LOSSES
 from core.models.inference import as_images, clear_compiled, compiled, numpy_images, run_batched
-from core.models.prior import PixelCNNPrior
+from core.models.prior import CodePrior, PixelCNNPrior
 
 __all__ = ["VectorQuantizer", "VQVAE", "build_vqvae", "get_vqvae_encoder", "get_vqvae_decoder"]
 
@@ -346,7 +346,14 @@ class VQVAE(AdversarialModel, keras.Model):
 
     # ------------------------------------------------------------------ prior
     def _make_prior(self, prior_config):
-        prior = PixelCNNPrior.from_config(dict(prior_config))
+        prior_config = dict(prior_config)
+        if prior_config.get("prior_type", "pixelcnn") == "transformer":  # files before issue 20: PixelCNN
+            from core.models.transformer_prior import TransformerPrior
+
+            prior = TransformerPrior.from_config(prior_config)
+        else:
+            prior_config.pop("prior_type", None)
+            prior = PixelCNNPrior.from_config(prior_config)
         if prior.num_embeddings != self.num_embeddings or prior.grid_size != self.grid_size:
             raise UserError(
                 f"prior has {prior.num_embeddings} codes on a {prior.grid_size}x{prior.grid_size} "
@@ -364,16 +371,19 @@ class VQVAE(AdversarialModel, keras.Model):
         return prior
 
     def attach_prior(self, prior):
-        """Store a frozen copy of a trained :class:`PixelCNNPrior` so :meth:`sample` can generate.
+        """Store a frozen copy of a trained prior (:class:`PixelCNNPrior` or
+        :class:`~core.models.transformer_prior.TransformerPrior`) so :meth:`sample` can generate.
 
         The copy is saved and loaded with the model.  Call again after more prior training.
         Raises UserError if the prior's codebook size or grid does not match.
         """
-        if not isinstance(prior, PixelCNNPrior):
-            raise UserError(f"attach_prior expects a PixelCNNPrior, got {type(prior).__name__}")
-        config = {k: v for k, v in prior.get_config().items() if k != "name"}
-        current = None if self.prior is None else self.prior.get_config()
-        if current is None or {k: v for k, v in current.items() if k != "name"} != config:
+        if not isinstance(prior, CodePrior):
+            raise UserError(f"attach_prior expects a code prior (PixelCNN or transformer), got {type(prior).__name__}")
+        def shape_of(p):  # the config that decides the prior's weights (the kind included)
+            return {**{k: v for k, v in p.get_config().items() if k != "name"}, "prior_type": p.prior_type}
+
+        config = shape_of(prior)
+        if self.prior is None or shape_of(self.prior) != config:
             new_prior = self._make_prior({**config, "name": "prior"})
             locked = self._tracker.locked
             self._tracker.unlock()

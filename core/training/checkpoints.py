@@ -77,7 +77,7 @@ def load_run_model(run_dir: str | Path, compile: bool = False):
 
     Raises UserError if the run has no model yet or the file is corrupt or foreign.
     """
-    from core.models import VAE, VQVAE, PixelCNNPrior
+    from core.models import VAE, VQVAE, CodePrior
 
     run_dir = Path(run_dir)
     path = run_dir / MODEL
@@ -88,7 +88,7 @@ def load_run_model(run_dir: str | Path, compile: bool = False):
         raise UserError(f"{path} holds a {type(model).__name__}, not a latentbrain VAE or VQ-VAE")
     if isinstance(model, VQVAE) and (run_dir / PRIOR).is_file():
         prior = load_keras(run_dir / PRIOR, compile=False)
-        if not isinstance(prior, PixelCNNPrior):
-            raise UserError(f"{run_dir / PRIOR} holds a {type(prior).__name__}, not a PixelCNN prior")
+        if not isinstance(prior, CodePrior):
+            raise UserError(f"{run_dir / PRIOR} holds a {type(prior).__name__}, not a code-grid prior")
         model.attach_prior(prior)
     return model

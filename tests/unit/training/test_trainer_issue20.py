@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 
+from core.models.transformer_prior import TransformerPrior
 from core.training import checkpoints, runs, trainer
 
 
@@ -48,3 +49,22 @@ def test_a_vae_with_the_adversary_trains_through_the_engine(tmp_path, tiny_datas
     metrics = runs.read_metrics(run_dir)
     assert runs.read_status(run_dir)["state"] == "finished"
     assert np.isfinite(metrics["disc_loss"]).all() and metrics["adaptive_weight"].iloc[1] > 0
+
+
+def test_a_vqvae_with_a_transformer_prior_trains_and_resumes_through_the_engine(tmp_path, tiny_dataset, tiny_vqvae):
+    settings = {**tiny_vqvae, "epochs": 1, "prior_epochs": 2, "prior_type": "transformer",
+                "transformer_width": 16, "transformer_layers": 1, "transformer_heads": 2}
+    run_dir = runs.prepare_run(tmp_path / "tf-prior", tiny_dataset, "vqvae", "demo", settings)
+    assert json.loads((run_dir / "config.json").read_text())["prior_type"] == "transformer"
+
+    def cancel_after_first_prior_epoch(event):
+        if event["kind"] == "epoch" and event.get("stage") == "prior":
+            (run_dir / "cancel").touch()
+
+    trainer.train_run(run_dir, progress=cancel_after_first_prior_epoch)
+    assert runs.read_status(run_dir)["state"] == "cancelled"
+    trainer.train_run(run_dir, resume=True)
+    assert runs.read_status(run_dir)["state"] == "finished"
+    model = checkpoints.load_run_model(run_dir)
+    assert isinstance(model.prior, TransformerPrior)
+    assert model.sample(2, seed=0).shape == (2, 32, 32, 1)
