@@ -108,6 +108,9 @@ VAE_ROWS = {"ours": {}, "sigma01": {"recon_loss": "gaussian", "sigma": 0.1}, "th
 CONDITIONAL = ("cvae", "cvqvae")
 
 
+#: ``--preset``: the presets every row starts from (``demo`` at 64 px; ``cpu128`` at 128 px).
+PRESET = {"name": "demo"}
+
 #: ``--epochs``/``--prior-epochs``: budgets in epochs instead of seconds (None = by the clock).
 EPOCH_BUDGET = {"model": None, "prior": None}
 
@@ -249,7 +252,7 @@ def write_run(runs_dir: Path, name: str, dataset: Path, model_type: str, overrid
     settings = {**overrides, "epochs": max(1, int(epochs))}
     if prior is not None:
         settings["prior_epochs"] = max(1, int(prior_epochs or 0))
-    run_dir = runs.prepare_run(runs_dir / name, dataset, model_type, "demo", settings)
+    run_dir = runs.prepare_run(runs_dir / name, dataset, model_type, PRESET["name"], settings)
     save_model_atomic(model, run_dir / MODEL)
     if prior is not None:
         save_model_atomic(prior, run_dir / PRIOR)
@@ -417,23 +420,29 @@ def main(argv=None) -> int:
                         help="real_dev only: preprocess every head first (core.data.preprocess), e.g. "
                              "skullstrip,n4,register=2,crop; keys get a 'preprocessed_' prefix "
                              "(default: raw heads, as before)")
+    parser.add_argument("--preset", choices=("demo", "cpu128"), default="demo",
+                        help="presets of every row; cpu128 trains at 128 px on a 128 px dataset and its keys get a "
+                             "'cpu128_' prefix (default: demo, 64 px)")
     parser.add_argument("--runs-dir", type=Path, default=None,
                         help="keep the run folders (with evaluation.json) here; default: a temporary dir, removed")
     args = parser.parse_args(argv)
     EPOCH_BUDGET.update(model=args.epochs, prior=args.prior_epochs)
+    PRESET["name"] = args.preset
+    image_size = int(get_preset("vqvae", args.preset)["image_size"])
     cohort = args.cohort
     rows_wanted = parse_rows(args.rows)
     budget = 20.0 if args.quick else args.budget_s
     n_samples, reg_epochs = (64, 10) if args.quick else (256, 20)
     c2st_options = {"max_epochs": 10} if args.quick else {}
     preprocess = PreprocessSpec.parse(args.preprocess) if args.preprocess else None
-    prefix = ("" if cohort == "demo" else f"{cohort}_") + ("preprocessed_" if preprocess else "")
+    prefix = (("" if cohort == "demo" else f"{cohort}_") + ("preprocessed_" if preprocess else "")
+              + ("" if args.preset == "demo" else f"{args.preset}_"))
     wall_started = time.perf_counter()
     print(f"# command: python bench/quality.py {shlex.join(sys.argv[1:] if argv is None else argv)}")
     print(f"# started: {time.strftime('%Y-%m-%d %H:%M')}")
     print(f"# machine: {machine_label()}", flush=True)
 
-    dataset = cohort_dataset(cohort, preprocess) if preprocess else cohort_dataset(cohort)
+    dataset = cohort_dataset(cohort, preprocess or None, size=image_size)
     if dataset is None:
         print(f"cohort {cohort}: {REAL_DEV} is absent here, nothing measured")
         print(json.dumps({}))
@@ -462,7 +471,7 @@ def main(argv=None) -> int:
         for name, overrides in VAE_ROWS.items():
             if name not in needs and not (name == "ours" and "ours_aggregate" in needs):
                 continue
-            config = {**get_preset("vae", "demo"), **overrides}
+            config = {**get_preset("vae", PRESET["name"]), **overrides}
             model, epochs, wall = train_vae(train, config, budget, adversary_after_s=budget / 3)
             print(f"  trained VAE ({name}) {epochs} epochs in {wall:.0f} s", flush=True)
             run_dir = write_run(runs_dir, f"{cohort}-{name}-{stamp}", dataset, "vae", overrides, model, epochs)
@@ -487,7 +496,7 @@ def main(argv=None) -> int:
 
         vq = None
         if needs & {"vqvae_prior", "vqvae_prior_t085", "cvqvae"}:
-            vq_config = get_preset("vqvae", "demo")
+            vq_config = get_preset("vqvae", PRESET["name"])
             vq, prior, epochs, prior_epochs, wall = train_vqvae(train, vq_config, budget, budget / 2,
                                                                 adversary_after_s=budget / 3)
             print(f"  trained VQ-VAE {epochs} epochs + prior {prior_epochs} epochs in {wall:.0f} s", flush=True)
@@ -515,7 +524,7 @@ def main(argv=None) -> int:
         for name, (model_type, overrides) in ABLATION_ROWS.items():
             if name not in needs:
                 continue
-            config = {**get_preset(model_type, "demo"), **overrides}
+            config = {**get_preset(model_type, PRESET["name"]), **overrides}
             if config.get("augment") is True:
                 from core.training.augment import check_augment
 
@@ -545,7 +554,7 @@ def main(argv=None) -> int:
         slice_range = [manifest["spec"]["start"], manifest["spec"]["stop"]]
         regressors = None
         if "cvae" in needs:
-            cvae_config = {**get_preset("vae", "demo"), "conditional": True, "slice_range": slice_range}
+            cvae_config = {**get_preset("vae", PRESET["name"]), "conditional": True, "slice_range": slice_range}
             cvae, c_epochs, c_wall = train_vae(train, cvae_config, budget, conditions=c_train)
             obey, cvae_samples, regressors = obedience(dataset, train, test, cvae, reg_epochs, n_samples)
             recon = cvae.reconstruct(test, condition=dataset_conditions(manifest, "test"))
@@ -555,7 +564,7 @@ def main(argv=None) -> int:
             extra["cvae"] = obey
             print(f"  trained conditional VAE {c_epochs} epochs in {c_wall:.0f} s", flush=True)
         if "cvqvae" in needs:
-            cvq_config = {**get_preset("vqvae", "demo"), "conditional": True, "slice_range": slice_range}
+            cvq_config = {**get_preset("vqvae", PRESET["name"]), "conditional": True, "slice_range": slice_range}
             cvq, cq_epochs, cq_wall = train_conditional_prior(vq, train, c_train, cvq_config, budget / 2)
             cq_obey, cvq_samples, regressors = obedience(dataset, train, test, cvq, reg_epochs, n_samples,
                                                          regressors)
@@ -571,7 +580,7 @@ def main(argv=None) -> int:
 
     # Only the rows asked for (ours may have been trained for ours_aggregate alone; the VQ-VAE for cvqvae).
     shown = {name: r for name, r in rows.items() if name in rows_wanted}
-    latent_dim = get_preset("vae", "demo")["latent_dim"]
+    latent_dim = get_preset("vae", PRESET["name"])["latent_dim"]
     print("\n" + recon_table(cohort, shown, latent_dim))
     if judged:
         print("\n" + sample_table(cohort, judged, n_samples))
@@ -602,7 +611,7 @@ def main(argv=None) -> int:
                 (args.figures / f"{name}_recon.png").write_bytes(grid_png(pairs, ncols=8, upscale=1))
         print(f"figures in {args.figures}")
 
-    summary = {"cohort": cohort, "budget_s": budget, "budget_epochs": args.epochs,
+    summary = {"cohort": cohort, "preset": args.preset, "image_size": image_size, "budget_s": budget, "budget_epochs": args.epochs,
                "budget_prior_epochs": args.prior_epochs, "n_samples": n_samples,
                "n_train_images": int(len(train)), "n_test_images": int(len(test)),
                "dataset_hash": manifest.get("hash"), "rows": ",".join(rows_wanted)}

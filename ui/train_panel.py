@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import UserError
-from core.models.presets import KL_SCHEDULES, get_preset
+from core.models.presets import KL_SCHEDULES, PRIOR_TYPES, get_preset
 from core.training import jobs, runs
 from core.training.runs import RunData
 from core.viz import curves as plots
@@ -23,6 +23,10 @@ SAMPLE_GRID_N = 16
 STATE_ICONS = {"queued": ":material/schedule:", "running": ":material/play_circle:",
                "finished": ":material/check_circle:", "failed": ":material/error:",
                "cancelled": ":material/stop_circle:"}
+
+
+#: How the Prior choice reads on the page.
+PRIOR_LABELS = {"pixelcnn": "Gated PixelCNN", "transformer": "Causal transformer"}
 
 
 def dataset_label(d: dict) -> str:
@@ -69,9 +73,16 @@ def hyper_parameters(model_type: str, preset: str) -> dict:
         out["embedding_dim"] = c2.number_input("Code dimension", 1, 1024, p["embedding_dim"], key=k("dim"),
                                                help="Length of each code vector.")
         out["prior_epochs"] = c3.number_input("Prior epochs", 0, 10000, p["prior_epochs"], key=k("prior"),
-                                              help="Epochs of the PixelCNN prior that lets the VQ-VAE sample (0: none).")
+                                              help="Epochs of the prior that lets the VQ-VAE sample (0: none).")
+        c1, _, _ = st.columns(3)
+        out["prior_type"] = c1.selectbox(
+            "Prior", list(PRIOR_TYPES), index=PRIOR_TYPES.index(p["prior_type"]), key=k("prior_type"),
+            format_func=PRIOR_LABELS.get,
+            help="What learns the code grid's distribution: a gated PixelCNN (each code sees a few rows more "
+                 "per layer) or a causal transformer (each code attends to every code before it; slower to "
+                 "sample). bench/prior_compare.py measures both on real heads.")
     seen_by = ("Encoder and decoder also see" if model_type == "vae" else
-               "The PixelCNN prior also sees (the VQ-VAE's encoder and decoder do not)")
+               "The prior also sees (the VQ-VAE's encoder and decoder do not)")
     out["conditional"] = st.checkbox(
         "Conditional on age, sex and slice position", bool(p["conditional"]), key=k("cond"),
         help=f"{seen_by} each slice's age, sex and slice position, so samples can be asked for them "

@@ -58,7 +58,8 @@ HYPER_FLAGS = (
     ("--warmup-epochs", "warmup_epochs", "VAE only: epochs until beta reaches its value, >= 0"),
     ("--recon-loss", "recon_loss", "VAE only: reconstruction likelihood, gaussian or bernoulli"),
     ("--seed", "seed", "random seed of the run (data shuffling, the VAE's sampling noise), >= 0"),
-    ("--prior-epochs", "prior_epochs", "VQ-VAE only: epochs of the PixelCNN prior trained after it (0: none)"),
+    ("--prior-epochs", "prior_epochs", "VQ-VAE only: epochs of the prior trained after it (0: none)"),
+    ("--prior-type", "prior_type", "VQ-VAE only: the prior over its code grid, pixelcnn or transformer"),
 )
 
 
@@ -172,7 +173,7 @@ def _train(args) -> int:
 def register(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser(
         "train", help="train a VAE or VQ-VAE (+ prior) into a run folder",
-        description="Train a VAE or VQ-VAE (then its PixelCNN prior) on a dataset folder into a new\n"
+        description="Train a VAE or VQ-VAE (then its prior) on a dataset folder into a new\n"
                     "run folder, or continue an existing one.  Hyper-parameters default to the\n"
                     "preset's; every value is checked as the Train page checks it (same messages)\n"
                     "and recorded in the run's config.json.",

@@ -126,3 +126,31 @@ def test_a_finished_vqvae_draws_samples_from_its_prior_on_request(cache, tiny_vq
     grids = [c for element in at.get("image") for c in element.captions if "samples, seed" in c]
     assert grids == ["16 samples, seed 0"], grids
     assert not [s for s in at.slider if s.key == run_widget("sample_slice", "vq-tiny")]
+
+
+def test_the_form_trains_a_vqvae_with_the_transformer_prior(cache):
+    """Issue 20's prior choice from the browser: the form's Prior box reaches config.json and the
+    finished run samples from a transformer."""
+    from core import settings
+    from core.training import checkpoints, runs
+
+    make_tiny_dataset(settings.datasets_dir() / "tiny32", size=32)
+    at = _train_page()
+    at.radio(key="train_model").set_value("vqvae").run()
+    assert not at.exception, at.exception
+    prior_box = at.selectbox(key="hp_prior_type_vqvae_demo")
+    assert prior_box.value == "pixelcnn" and prior_box.options == ["Gated PixelCNN", "Causal transformer"]
+    prior_box.set_value("transformer")
+    at.number_input(key="hp_epochs_vqvae_demo").set_value(1)
+    at.number_input(key="hp_batch_vqvae_demo").set_value(16)
+    at.number_input(key="hp_prior_vqvae_demo").set_value(1)
+    at.number_input(key="hp_adv_vqvae_demo").set_value(0.0)
+    at.text_input(key="train_run_name").set_value("tf-prior-run")
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    run_dir = settings.runs_dir() / "tf-prior-run"
+    status = _wait_idle(run_dir)
+    assert status["state"] == "finished", status
+    assert runs.read_config(run_dir)["prior_type"] == "transformer"
+    model = checkpoints.load_run_model(run_dir)
+    assert type(model.prior).__name__ == "TransformerPrior"

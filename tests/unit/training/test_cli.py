@@ -136,6 +136,16 @@ def test_vae_flags_are_refused_for_a_vqvae(capsys, tiny_dataset, tmp_path):
     assert code == 2 and "unknown setting 'beta' for a vqvae demo run" in err
 
 
+def test_the_prior_kind_is_checked_and_is_a_vqvae_setting(capsys, tiny_dataset, tmp_path):
+    code, _, err = _main(capsys, "train", "--dataset", tiny_dataset, "--model", "vqvae", "--preset", "demo",
+                         "--run", "vq", "--runs-dir", tmp_path, "--prior-type", "diffusion")
+    assert code == 2 and "prior_type" in err and "transformer" in err
+    code, _, err = _main(capsys, "train", "--dataset", tiny_dataset, "--model", "vae", "--preset", "demo",
+                         "--run", "vae", "--runs-dir", tmp_path, "--prior-type", "transformer")
+    assert code == 2 and "unknown setting 'prior_type' for a vae demo run" in err
+    assert not (tmp_path / "vq").exists() and not (tmp_path / "vae").exists()
+
+
 def test_flags_and_set_are_recorded_in_config_json(capsys, tiny_dataset, tmp_path):
     import json
 
