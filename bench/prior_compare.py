@@ -18,7 +18,8 @@ regressors' figures on real test slices).
 
 Usage: ``python bench/prior_compare.py --cohort real_dev [--run DIR] [--prior-epochs 30]
 [--conditional] [--figures DIR] [--quick]``.  Prints provenance, a table and, as its last line,
-one JSON object; on ``real_dev`` every key starts with ``real_dev_``.
+one JSON object; on ``real_dev`` every key starts with ``real_dev_``, and a run at another size
+than 64 px adds e.g. ``128px_``.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from cohorts import COHORTS, cohort_dataset  # noqa: E402
-from quality import judge, judge_figures, obedience, train_vqvae, write_run  # noqa: E402
+from quality import codebook_figures, judge, judge_figures, obedience, train_vqvae, write_run  # noqa: E402
 from run_all import machine_label  # noqa: E402
 
 from core.data.dataset import load_manifest, load_split_images  # noqa: E402
@@ -227,8 +228,10 @@ def main(argv=None) -> int:
         print(f"figures in {args.figures}")
 
     summary = {"cohort": args.cohort, "run": source.name, "dataset_hash": manifest.get("hash"),
-               "prior_epochs": prior_epochs, "n_samples": n_samples, "n_train_grids": int(len(codes["train"])),
-               "grid": int(codes["train"].shape[1]), "num_embeddings": int(model.num_embeddings)}
+               "image_size": int(split["train"].shape[1]), "prior_epochs": prior_epochs, "n_samples": n_samples,
+               "n_train_grids": int(len(codes["train"])), "grid": int(codes["train"].shape[1]),
+               "num_embeddings": int(model.num_embeddings),
+               **{f"codebook_{k}": round(float(v), 4) for k, v in codebook_figures(model, split["train"]).items()}}
     for kind, r in results.items():
         for key, value in r.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -238,7 +241,8 @@ def main(argv=None) -> int:
         if kind != base:
             summary[f"prior_{kind}_sample_time_ratio"] = round(
                 r["sample_s_per_image"] / results[base]["sample_s_per_image"], 2)
-    prefix = "" if args.cohort == "demo" else f"{args.cohort}_"
+    prefix = ("" if args.cohort == "demo" else f"{args.cohort}_") + (
+        "" if summary["image_size"] == 64 else f"{summary['image_size']}px_")
     print(f"# finished: {time.strftime('%Y-%m-%d %H:%M')}, wall {time.perf_counter() - wall_started:.0f} s")
     print(json.dumps({f"{prefix}{k}": v for k, v in summary.items()}))
     return 0
