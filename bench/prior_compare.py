@@ -1,13 +1,17 @@
-"""Which prior over the VQ-VAE's code grid (issue 20): the gated PixelCNN or a causal transformer.
+"""Which prior over the VQ-VAE's code grid (issue 20): gated PixelCNN, causal transformer or latent diffusion.
 
 One trained VQ-VAE (a run folder that ``bench/quality.py --runs-dir`` kept, or one trained here
 like quality.py's ``vqvae_prior`` row) is held fixed; its training slices are encoded to code
-grids once and each prior kind is trained on them from seed 0 for the SAME number of epochs
-(``--prior-epochs``, the preset's by default), with the preset's batch size and learning rate.
+grids once and each prior kind is trained on them from seed 0 with the preset's batch size and
+learning rate: the autoregressive ones for the SAME number of epochs (``--prior-epochs``, the
+preset's by default); the diffusion prior, which learns from one random noise level per grid and
+step and so needs many more steps, for the SAME training seconds as the baseline (the first kind)
+took in this process.
 Each prior is then attached to a copy of the run and judged by the strict judge
 (``core.evaluation.run.evaluate_run``, as quality.py does): held-out two-sample accuracy with the
 real-vs-real bar, near-copies beside real strangers', MS-SSIM diversity beside the real spread,
-sharpness.  Also per prior: held-out NLL (bits per code on the test subjects' grids), parameters,
+sharpness.  Also per prior: held-out NLL (bits per code on the test subjects' grids; none for
+diffusion, which gives no likelihood per code), parameters,
 seconds per training epoch, and the sampling time per image (prior draw + decode, 256 images,
 measured in this process one after the other, with the PixelCNN's as the baseline ratio).
 
@@ -47,41 +51,53 @@ from quality import codebook_figures, judge, judge_figures, obedience, train_vqv
 from run_all import machine_label  # noqa: E402
 
 from core.data.dataset import load_manifest, load_split_images  # noqa: E402
-from core.models import build_model, build_prior, get_preset  # noqa: E402
+from core.models import build_model, get_preset, prior_for  # noqa: E402
 from core.models.conditions import dataset_conditions  # noqa: E402
 from core.training import runs  # noqa: E402
 from core.training.checkpoints import MODEL, PRIOR, load_run_model, save_model_atomic  # noqa: E402
 from core.viz.images import grid_png  # noqa: E402
 
 #: The kinds compared, the first the baseline; each is the run's config with ``prior_type`` set.
-KINDS = ("pixelcnn", "transformer")
+KINDS = ("pixelcnn", "transformer", "diffusion")
+#: Kinds trained for the baseline's seconds rather than its epochs.
+BY_THE_CLOCK = ("diffusion",)
 LN2 = float(np.log(2.0))
 
 
 class _EpochClock(keras.callbacks.Callback):
+    """Seconds per epoch; with ``budget_s``, stops training once that many seconds have passed."""
+
+    def __init__(self, budget_s=None):
+        super().__init__()
+        self.budget_s = budget_s
+
     def on_train_begin(self, logs=None):
-        self.seconds = []
+        self.seconds, self.started_training = [], time.perf_counter()
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         self.seconds.append(time.perf_counter() - self.started)
+        if self.budget_s is not None and time.perf_counter() - self.started_training >= self.budget_s:
+            self.model.stop_training = True
 
 
-def train_prior(config, codes, epochs, conditions=None):
-    """A prior built from ``config`` and fitted from seed 0 for ``epochs`` epochs: (prior, s/epoch)."""
+def train_prior(config, codes, epochs, vqvae, conditions=None, budget_s=None):
+    """A prior built from ``config`` for ``vqvae`` and fitted from seed 0 for ``epochs`` epochs, or
+    for ``budget_s`` seconds when given: (prior, median s/epoch, epochs, total training s)."""
     keras.utils.set_random_seed(0)
-    prior = build_prior(config)
+    prior = prior_for(config, vqvae)
     prior.compile(optimizer=keras.optimizers.Adam(config["prior_learning_rate"]))
-    clock = _EpochClock()
+    clock = _EpochClock(budget_s)
+    epochs = 100_000 if budget_s is not None else epochs
     if conditions is None:
         prior.fit(codes, batch_size=config["prior_batch_size"], epochs=epochs, verbose=0, shuffle=True,
                   callbacks=[clock])
     else:
         prior.fit(codes, conditions, batch_size=config["prior_batch_size"], epochs=epochs, verbose=0,
                   shuffle=True, callbacks=[clock])
-    return prior, float(np.median(clock.seconds))
+    return prior, float(np.median(clock.seconds)), len(clock.seconds), float(sum(clock.seconds))
 
 
 def sampling_seconds(model, n, repeats=2):
@@ -93,6 +109,10 @@ def sampling_seconds(model, n, repeats=2):
         model.sample(n, seed=r)
         best = min(best, time.perf_counter() - started)
     return best
+
+
+def _fmt(value, spec=".2f"):
+    return "–" if value is None else format(value, spec)
 
 
 def copy_run(source: Path, target: Path, config_updates: dict) -> Path:
@@ -165,26 +185,30 @@ def main(argv=None) -> int:
         codes = {name: model.code_indices(images) for name, images in split.items()}
         print(f"cohort {args.cohort}: VQ-VAE run {source.name}, {len(codes['train'])} training grids of "
               f"{codes['train'].shape[1]}x{codes['train'].shape[2]}, {model.num_embeddings} codes; priors "
-              f"{', '.join(kinds)} for {prior_epochs} epochs each", flush=True)
+              f"{', '.join(kinds)} for {prior_epochs} epochs each (diffusion: the first's seconds)", flush=True)
 
-        results, grids = {}, {}
+        results, grids, train_seconds = {}, {}, {}
         for kind in kinds:
             config = {**base_config, "prior_type": kind, "conditional": False}
-            prior, epoch_s = train_prior(config, codes["train"], prior_epochs)
-            row = {"params": int(prior.count_params()), "epoch_s": epoch_s,
-                   "val_bits_per_code": prior.log_likelihood(codes["val"]) / LN2,
-                   "test_bits_per_code": prior.log_likelihood(codes["test"]) / LN2,
-                   "train_bits_per_code": prior.log_likelihood(codes["train"]) / LN2}
+            budget = train_seconds.get(kinds[0]) if kind in BY_THE_CLOCK else None
+            prior, epoch_s, epochs_run, train_seconds[kind] = train_prior(config, codes["train"], prior_epochs, model,
+                                                                           budget_s=budget)
+            row = {"params": int(prior.count_params()), "epoch_s": epoch_s, "epochs": epochs_run,
+                   "train_s": train_seconds[kind]}
+            for split_name in ("val", "test", "train"):
+                nll = prior.log_likelihood(codes[split_name])
+                row[f"{split_name}_bits_per_code"] = None if nll is None else nll / LN2
             model.attach_prior(prior)
             row["sample_s_per_image"] = sampling_seconds(model, 256) / 256
             run_dir = copy_run(source, runs_dir / f"{source.name}-{kind}",
-                               {"prior_type": kind, "prior_epochs": prior_epochs})
+                               {"prior_type": kind, "prior_epochs": epochs_run})
             save_model_atomic(prior, run_dir / PRIOR)
             save_model_atomic(model, run_dir / MODEL)
             row.update(judge_figures(judge(run_dir, n_samples, "prior", c2st_options, kind)))
             grids[kind] = model.sample(32, seed=0)
             results[kind] = row
-            print(f"  {kind}: {row['params']} parameters, test {row['test_bits_per_code']:.2f} bits/code, "
+            print(f"  {kind}: {row['params']} parameters, {epochs_run} epochs in {train_seconds[kind]:.0f} s, test "
+                  f"{_fmt(row['test_bits_per_code'])} bits/code, "
                   f"held-out two-sample {row['c2st_heldout_accuracy']}, {row['sample_s_per_image'] * 1000:.0f} ms "
                   "per image", flush=True)
 
@@ -200,7 +224,8 @@ def main(argv=None) -> int:
                 cmodel = build_model(config)
                 for part in ("encoder", "decoder", "quantizer"):  # the same VQ-VAE; only the prior is conditioned
                     getattr(cmodel, part).set_weights(getattr(model, part).get_weights())
-                cprior, _ = train_prior(config, codes["train"], prior_epochs, c_train)
+                budget = train_seconds.get(kinds[0]) if kind in BY_THE_CLOCK else None
+                cprior = train_prior(config, codes["train"], prior_epochs, model, c_train, budget)[0]
                 cmodel.attach_prior(cprior)
                 obey, _, regressors = obedience(dataset, split["train"], split["test"], cmodel,
                                                 5 if args.quick else 20, n_samples, regressors)
@@ -216,7 +241,7 @@ def main(argv=None) -> int:
     print(f"\n{'prior':12s} {'params':>8s} {'s/epoch':>8s} {'test b/c':>9s} {'held-out acc [95 %]':>22s} "
           f"{'real-real':>9s} {'near-copies (real)':>19s} {'MS-SSIM [real]':>22s} {'sharp':>6s} {'ms/img':>7s}")
     for kind, r in results.items():
-        print(f"{kind:12s} {r['params']:8d} {r['epoch_s']:8.2f} {r['test_bits_per_code']:9.2f} "
+        print(f"{kind:12s} {r['params']:8d} {r['epoch_s']:8.2f} {_fmt(r['test_bits_per_code']):>9s} "
               f"{r['c2st_heldout_accuracy']:.3f} [{r['c2st_heldout_ci95_low']:.2f}, {r['c2st_heldout_ci95_high']:.2f}]"
               f"{'':6s}{r['c2st_real_baseline_accuracy']:9.3f} {r['near_copy_fraction']:9.3f} "
               f"({r['real_near_copy_fraction']:.3f})    {r['ms_ssim']:.3f} [{r['ms_ssim_real_p05']:.3f}, "

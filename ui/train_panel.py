@@ -26,7 +26,7 @@ STATE_ICONS = {"queued": ":material/schedule:", "running": ":material/play_circl
 
 
 #: How the Prior choice reads on the page.
-PRIOR_LABELS = {"pixelcnn": "Gated PixelCNN", "transformer": "Causal transformer"}
+PRIOR_LABELS = {"pixelcnn": "Gated PixelCNN", "transformer": "Causal transformer", "diffusion": "Latent diffusion"}
 
 
 def dataset_label(d: dict) -> str:
@@ -79,8 +79,9 @@ def hyper_parameters(model_type: str, preset: str) -> dict:
             "Prior", list(PRIOR_TYPES), index=PRIOR_TYPES.index(p["prior_type"]), key=k("prior_type"),
             format_func=PRIOR_LABELS.get,
             help="What learns the code grid's distribution: a gated PixelCNN (each code sees a few rows more "
-                 "per layer) or a causal transformer (each code attends to every code before it; slower to "
-                 "sample). bench/prior_compare.py measures both on real heads.")
+                 "per layer), a causal transformer (each code attends to every code before it; slower to "
+                 "sample) or latent diffusion (a U-Net denoises the grid's code vectors, 50 DDIM steps; needs "
+                 "many more epochs). bench/prior_compare.py measures all three on real heads.")
     seen_by = ("Encoder and decoder also see" if model_type == "vae" else
                "The prior also sees (the VQ-VAE's encoder and decoder do not)")
     out["conditional"] = st.checkbox(

@@ -7,6 +7,7 @@ Where things are:
 - ``vae.py``: ``Sampling`` + ``VAE``; ``vqvae.py``: ``VectorQuantizer`` + ``VQVAE``;
   ``prior.py``: ``CodePrior`` (what every code-grid prior shares), masked convolutions, gated
   blocks, ``PositionBias`` + ``PixelCNNPrior``; ``transformer_prior.py``: ``TransformerPrior``;
+  ``diffusion_prior.py``: ``DiffusionPrior`` (a U-Net denoising code vectors, DDIM sampling);
   ``aggregate.py``: a Gaussian mixture on a VAE's training latents (aggregate posterior);
 - ``blocks.py``: the conv blocks both autoencoders use; ``inference.py``: batching and the
   compiled-function cache behind the models' verbs; ``_checks.py``: argument checks.
@@ -39,6 +40,8 @@ _LAZY = {
     "TransformerPrior": "transformer_prior",
     "CausalBlock": "transformer_prior",
     "build_transformer_prior": "transformer_prior",
+    "DiffusionPrior": "diffusion_prior",
+    "build_diffusion_prior": "diffusion_prior",
     "MaskedConv2D": "prior",
     "GatedActivation": "prior",
     "PositionBias": "prior",
@@ -49,6 +52,7 @@ _LAZY = {
     "fit_model_aggregate": "aggregate",
     "build_model": "factory",
     "build_prior": "factory",
+    "prior_for": "factory",
 }
 
 __all__ = ["MODEL_TYPES", "PRESET_NAMES", "get_preset", "validate_config", "register", *_LAZY]

@@ -9,11 +9,16 @@ from __future__ import annotations
 from core.errors import UserError
 from core.models.presets import validate_config
 from core.models.prior import CodePrior, build_pixelcnn_prior
+from core.models.diffusion_prior import build_diffusion_prior
 from core.models.transformer_prior import build_transformer_prior
 from core.models.vae import build_vae
 from core.models.vqvae import build_vqvae
 
-__all__ = ["build_model", "build_prior"]
+__all__ = ["build_model", "build_prior", "prior_for"]
+
+#: ``prior_type`` -> builder of that prior from a validated config.
+PRIOR_BUILDERS = {"pixelcnn": build_pixelcnn_prior, "transformer": build_transformer_prior,
+                  "diffusion": build_diffusion_prior}
 
 
 def build_model(config):
@@ -28,8 +33,9 @@ def build_model(config):
 
 
 def build_prior(config) -> CodePrior:
-    """Validate a VQ-VAE ``config`` and build its (uncompiled) prior: a gated PixelCNN or, with
-    ``prior_type="transformer"``, a causal transformer (:mod:`core.models.transformer_prior`).
+    """Validate a VQ-VAE ``config`` and build its (uncompiled) prior: by ``prior_type`` a gated
+    PixelCNN, a causal transformer (:mod:`core.models.transformer_prior`) or a latent diffusion
+    model (:mod:`core.models.diffusion_prior`, which needs the VQ-VAE's codebook: :func:`prior_for`).
 
     Raises:
         UserError: for a bad config or a config whose ``model_type`` is not ``"vqvae"``.
@@ -37,4 +43,25 @@ def build_prior(config) -> CodePrior:
     c = validate_config(config)
     if c["model_type"] != "vqvae":
         raise UserError(f"model_type must be 'vqvae' to build a prior, got {c['model_type']!r}")
-    return build_transformer_prior(c) if c["prior_type"] == "transformer" else build_pixelcnn_prior(c)
+    return PRIOR_BUILDERS[c["prior_type"]](c)
+
+
+def prior_class(prior_type: str) -> type:
+    """The class of a ``prior_type`` (what a saved VQ-VAE's prior config names)."""
+    from core.models.diffusion_prior import DiffusionPrior
+    from core.models.prior import PixelCNNPrior
+    from core.models.transformer_prior import TransformerPrior
+
+    classes = {"pixelcnn": PixelCNNPrior, "transformer": TransformerPrior, "diffusion": DiffusionPrior}
+    if prior_type not in classes:
+        raise UserError(f"unknown prior_type {prior_type!r}; one of {', '.join(classes)}")
+    return classes[prior_type]
+
+
+def prior_for(config, vqvae) -> CodePrior:
+    """:func:`build_prior`, ready to train on ``vqvae``'s code grids: a diffusion prior gets its
+    codebook (the autoregressive priors need nothing from it)."""
+    prior = build_prior(config)
+    if hasattr(prior, "set_codebook"):
+        prior.set_codebook(vqvae.quantizer.codebook.numpy())
+    return prior

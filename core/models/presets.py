@@ -59,8 +59,8 @@ LOSS_MODES = ("elbo", "thesis")
 KL_SCHEDULES = ("linear", "cyclical", "none")
 #: VQ-VAE pixel losses (see :class:`core.models.vqvae.VQVAE`).
 VQ_RECON_LOSSES = ("mse", "l1")
-#: VQ-VAE priors over the code grid (``prior_type``): gated PixelCNN, causal transformer.
-PRIOR_TYPES = ("pixelcnn", "transformer")
+#: VQ-VAE priors over the code grid (``prior_type``): gated PixelCNN, causal transformer, latent diffusion.
+PRIOR_TYPES = ("pixelcnn", "transformer", "diffusion")
 
 #: Config keys of the adversarial option and their "off" values (both VAE and VQ-VAE).
 ADVERSARIAL_DEFAULTS = {
@@ -95,12 +95,16 @@ _VQ_CODEBOOK = {
     "data_init": True,
     "prior_kernel_size": 3,
     # the prior's kind (issue 20): "pixelcnn" (gated PixelCNN: prior_filters, prior_layers,
-    # prior_kernel_size) or "transformer" (causal transformer: the transformer_* keys)
+    # prior_kernel_size), "transformer" (causal transformer: the transformer_* keys) or
+    # "diffusion" (a U-Net denoising the code vectors, DDIM sampling: the diffusion_* keys)
     "prior_type": "pixelcnn",
     "transformer_width": 128,
     "transformer_layers": 4,
     "transformer_heads": 4,
     "transformer_dropout": 0.1,
+    "diffusion_width": 64,
+    "diffusion_steps": 1000,
+    "diffusion_sample_steps": 50,
     "conditional": False,
     "recon_loss": "mse",
     "augment": None,  # or strengths: core.training.augment.AUGMENT_DEFAULTS
@@ -378,6 +382,14 @@ def validate_config(config, n_train=None):
                             f"transformer_heads ({c['transformer_heads']})")
         c["transformer_dropout"] = check_float("transformer_dropout", c["transformer_dropout"], 0.0, 1.0,
                                                open_max=True)
+        c["diffusion_width"] = check_int("diffusion_width", c["diffusion_width"], 8)
+        if c["diffusion_width"] % 8:
+            raise UserError(f"diffusion_width must be a multiple of 8 (group norm), got {c['diffusion_width']}")
+        c["diffusion_steps"] = check_int("diffusion_steps", c["diffusion_steps"], 2)
+        c["diffusion_sample_steps"] = check_int("diffusion_sample_steps", c["diffusion_sample_steps"], 1)
+        if c["diffusion_sample_steps"] > c["diffusion_steps"]:
+            raise UserError(f"diffusion_sample_steps ({c['diffusion_sample_steps']}) must not exceed "
+                            f"diffusion_steps ({c['diffusion_steps']})")
         if c["prior_kernel_size"] % 2 == 0:
             raise UserError(f"prior_kernel_size must be odd, got {c['prior_kernel_size']}")
     _check_adversarial(c)

@@ -347,10 +347,10 @@ class VQVAE(AdversarialModel, keras.Model):
     # ------------------------------------------------------------------ prior
     def _make_prior(self, prior_config):
         prior_config = dict(prior_config)
-        if prior_config.get("prior_type", "pixelcnn") == "transformer":  # files before issue 20: PixelCNN
-            from core.models.transformer_prior import TransformerPrior
+        if prior_config.get("prior_type", "pixelcnn") != "pixelcnn":  # files before issue 20: PixelCNN
+            from core.models.factory import prior_class
 
-            prior = TransformerPrior.from_config(prior_config)
+            prior = prior_class(prior_config["prior_type"]).from_config(prior_config)
         else:
             prior_config.pop("prior_type", None)
             prior = PixelCNNPrior.from_config(prior_config)

@@ -59,7 +59,7 @@ HYPER_FLAGS = (
     ("--recon-loss", "recon_loss", "VAE only: reconstruction likelihood, gaussian or bernoulli"),
     ("--seed", "seed", "random seed of the run (data shuffling, the VAE's sampling noise), >= 0"),
     ("--prior-epochs", "prior_epochs", "VQ-VAE only: epochs of the prior trained after it (0: none)"),
-    ("--prior-type", "prior_type", "VQ-VAE only: the prior over its code grid, pixelcnn or transformer"),
+    ("--prior-type", "prior_type", "VQ-VAE only: the prior over its code grid, pixelcnn, transformer or diffusion"),
 )
 
 

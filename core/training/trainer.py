@@ -402,9 +402,9 @@ def _stage_one(run: RunFolder, config, state, setup, train, val, fixed, progress
 
 
 def _stage_prior(run: RunFolder, config, setup, train, val, progress, logger, conditions=None):
-    """Encode the data to code grids with the trained VQ-VAE and fit its PixelCNN prior
+    """Encode the data to code grids with the trained VQ-VAE and fit its prior
     (a conditional prior on the grids' ``conditions["train"]``/``["val"]``)."""
-    from core.models.factory import build_prior
+    from core.models.factory import prior_for
     from core.training import callbacks as cb
 
     state = run.read_resume()
@@ -432,7 +432,7 @@ def _stage_prior(run: RunFolder, config, setup, train, val, progress, logger, co
     if state.get("prior_stopped_early"):
         ctx.stopped_early = True
     if done < epochs and not ctx.stopped_early:
-        prior = _load_or_build(run.prior_path, done, lambda: build_prior(config),
+        prior = _load_or_build(run.prior_path, done, lambda: prior_for(config, vqvae),
                                config["prior_learning_rate"], config, setup, logger)
 
         def prior_samples():

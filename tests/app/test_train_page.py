@@ -139,7 +139,8 @@ def test_the_form_trains_a_vqvae_with_the_transformer_prior(cache):
     at.radio(key="train_model").set_value("vqvae").run()
     assert not at.exception, at.exception
     prior_box = at.selectbox(key="hp_prior_type_vqvae_demo")
-    assert prior_box.value == "pixelcnn" and prior_box.options == ["Gated PixelCNN", "Causal transformer"]
+    assert prior_box.value == "pixelcnn"
+    assert prior_box.options == ["Gated PixelCNN", "Causal transformer", "Latent diffusion"]
     prior_box.set_value("transformer")
     at.number_input(key="hp_epochs_vqvae_demo").set_value(1)
     at.number_input(key="hp_batch_vqvae_demo").set_value(16)

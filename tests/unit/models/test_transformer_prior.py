@@ -77,7 +77,7 @@ def test_a_vqvae_keeps_its_transformer_prior_through_save_and_load(tmp_path):
 
 
 @pytest.mark.parametrize(("key", "value", "named"), [
-    ("prior_type", "diffusion", "prior_type"),
+    ("prior_type", "gan", "prior_type"),
     ("transformer_heads", 3, "transformer_heads"),  # 128 is not a multiple of 3
     ("transformer_dropout", 1.0, "transformer_dropout"),
     ("transformer_layers", 0, "transformer_layers"),

@@ -138,7 +138,7 @@ def test_vae_flags_are_refused_for_a_vqvae(capsys, tiny_dataset, tmp_path):
 
 def test_the_prior_kind_is_checked_and_is_a_vqvae_setting(capsys, tiny_dataset, tmp_path):
     code, _, err = _main(capsys, "train", "--dataset", tiny_dataset, "--model", "vqvae", "--preset", "demo",
-                         "--run", "vq", "--runs-dir", tmp_path, "--prior-type", "diffusion")
+                         "--run", "vq", "--runs-dir", tmp_path, "--prior-type", "gan")
     assert code == 2 and "prior_type" in err and "transformer" in err
     code, _, err = _main(capsys, "train", "--dataset", tiny_dataset, "--model", "vae", "--preset", "demo",
                          "--run", "vae", "--runs-dir", tmp_path, "--prior-type", "transformer")

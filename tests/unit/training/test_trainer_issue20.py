@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
-from core.models.transformer_prior import TransformerPrior
 from core.training import checkpoints, runs, trainer
+
+PRIOR_CLASSES = {"transformer": "TransformerPrior", "diffusion": "DiffusionPrior"}
 
 
 def test_an_adversarial_augmented_vqvae_trains_resumes_and_records_its_curves(tmp_path, tiny_dataset, tiny_vqvae):
@@ -51,11 +53,15 @@ def test_a_vae_with_the_adversary_trains_through_the_engine(tmp_path, tiny_datas
     assert np.isfinite(metrics["disc_loss"]).all() and metrics["adaptive_weight"].iloc[1] > 0
 
 
-def test_a_vqvae_with_a_transformer_prior_trains_and_resumes_through_the_engine(tmp_path, tiny_dataset, tiny_vqvae):
-    settings = {**tiny_vqvae, "epochs": 1, "prior_epochs": 2, "prior_type": "transformer",
-                "transformer_width": 16, "transformer_layers": 1, "transformer_heads": 2}
-    run_dir = runs.prepare_run(tmp_path / "tf-prior", tiny_dataset, "vqvae", "demo", settings)
-    assert json.loads((run_dir / "config.json").read_text())["prior_type"] == "transformer"
+@pytest.mark.parametrize(("kind", "settings"), [
+    ("transformer", {"transformer_width": 16, "transformer_layers": 1, "transformer_heads": 2}),
+    ("diffusion", {"diffusion_width": 8, "diffusion_steps": 20, "diffusion_sample_steps": 4}),
+])
+def test_a_vqvae_with_another_prior_trains_and_resumes_through_the_engine(tmp_path, tiny_dataset, tiny_vqvae,
+                                                                         kind, settings):
+    settings = {**tiny_vqvae, "epochs": 1, "prior_epochs": 2, "prior_type": kind, **settings}
+    run_dir = runs.prepare_run(tmp_path / f"{kind}-prior", tiny_dataset, "vqvae", "demo", settings)
+    assert json.loads((run_dir / "config.json").read_text())["prior_type"] == kind
 
     def cancel_after_first_prior_epoch(event):
         if event["kind"] == "epoch" and event.get("stage") == "prior":
@@ -65,6 +71,7 @@ def test_a_vqvae_with_a_transformer_prior_trains_and_resumes_through_the_engine(
     assert runs.read_status(run_dir)["state"] == "cancelled"
     trainer.train_run(run_dir, resume=True)
     assert runs.read_status(run_dir)["state"] == "finished"
+    assert list(runs.read_metrics(run_dir, runs.PRIOR_METRICS)["epoch"]) == [1, 2]  # resumed, not restarted
     model = checkpoints.load_run_model(run_dir)
-    assert isinstance(model.prior, TransformerPrior)
+    assert type(model.prior).__name__ == PRIOR_CLASSES[kind]
     assert model.sample(2, seed=0).shape == (2, 32, 32, 1)
