@@ -349,6 +349,12 @@ def codebook_figures(model, train) -> dict:
     return {"perplexity": float(np.exp(-(used * np.log(used)).sum())), "codes_used": float((shares > 0).mean())}
 
 
+def write_real_slices(test, path: Path, n: int = 32) -> None:
+    """``n`` random test slices (people never trained on; seed 0), to set beside the sample grids."""
+    pick = np.sort(np.random.default_rng(0).choice(len(test), min(n, len(test)), replace=False))
+    path.write_bytes(grid_png(np.asarray(test)[pick], ncols=8, upscale=1))
+
+
 def _fmt(value, spec=".3f", none="–"):
     return none if value is None else format(value, spec)
 
@@ -604,6 +610,7 @@ def main(argv=None) -> int:
 
     if args.figures:
         args.figures.mkdir(parents=True, exist_ok=True)
+        write_real_slices(test, args.figures / "real_test_slices.png")
         for name, (samples, recon) in grids.items():
             (args.figures / f"{name}_samples.png").write_bytes(grid_png(samples[:32], ncols=8, upscale=1))
             if recon is not None and name in ("ours", "vqvae_prior"):
