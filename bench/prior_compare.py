@@ -147,6 +147,9 @@ def main(argv=None) -> int:
     parser.add_argument("--prior-epochs", type=int, default=None, help="epochs of every prior (default: the run's)")
     parser.add_argument("--kinds", default=",".join(KINDS), help="comma-separated prior kinds, the first the baseline")
     parser.add_argument("--conditional", action="store_true", help="also conditional priors, with obedience")
+    parser.add_argument("--clock-s", type=float, default=None,
+                        help="training seconds of the kinds trained by the clock (diffusion); default: what the "
+                             "first kind took here (a longer budget shows whether the budget is the limit)")
     parser.add_argument("--samples", type=int, default=256)
     parser.add_argument("--figures", type=Path, default=None, help="sample grids per kind here")
     parser.add_argument("--runs-dir", type=Path, default=None, help="keep the judged run copies here")
@@ -190,7 +193,7 @@ def main(argv=None) -> int:
         results, grids, train_seconds = {}, {}, {}
         for kind in kinds:
             config = {**base_config, "prior_type": kind, "conditional": False}
-            budget = train_seconds.get(kinds[0]) if kind in BY_THE_CLOCK else None
+            budget = (args.clock_s or train_seconds.get(kinds[0])) if kind in BY_THE_CLOCK else None
             prior, epoch_s, epochs_run, train_seconds[kind] = train_prior(config, codes["train"], prior_epochs, model,
                                                                            budget_s=budget)
             row = {"params": int(prior.count_params()), "epoch_s": epoch_s, "epochs": epochs_run,
@@ -224,7 +227,7 @@ def main(argv=None) -> int:
                 cmodel = build_model(config)
                 for part in ("encoder", "decoder", "quantizer"):  # the same VQ-VAE; only the prior is conditioned
                     getattr(cmodel, part).set_weights(getattr(model, part).get_weights())
-                budget = train_seconds.get(kinds[0]) if kind in BY_THE_CLOCK else None
+                budget = (args.clock_s or train_seconds.get(kinds[0])) if kind in BY_THE_CLOCK else None
                 cprior = train_prior(config, codes["train"], prior_epochs, model, c_train, budget)[0]
                 cmodel.attach_prior(cprior)
                 obey, _, regressors = obedience(dataset, split["train"], split["test"], cmodel,
