@@ -111,6 +111,26 @@ def sampling_seconds(model, n, repeats=2):
     return best
 
 
+def stack_top_halves(paths) -> bytes:
+    """PNG of the top half (first 16 samples) of each grid, one kind above the next, 8 px apart."""
+    import io
+
+    from PIL import Image
+
+    halves = []
+    for path in paths:
+        with Image.open(path) as im:
+            halves.append(im.convert("L").crop((0, 0, im.width, im.height // 2)))
+    out = Image.new("L", (max(h.width for h in halves), sum(h.height + 8 for h in halves) - 8))
+    y = 0
+    for half in halves:
+        out.paste(half, (0, y))
+        y += half.height + 8
+    buffer = io.BytesIO()
+    out.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def _fmt(value, spec=".2f"):
     return "–" if value is None else format(value, spec)
 
@@ -251,8 +271,11 @@ def main(argv=None) -> int:
               f"{r['ms_ssim_real_p95']:.3f}] {r['sharpness_ratio']:6.2f} {r['sample_s_per_image'] * 1000:7.1f}")
     if args.figures:
         args.figures.mkdir(parents=True, exist_ok=True)
+        paths = []
         for kind, samples in grids.items():
-            (args.figures / f"prior_{kind}_samples.png").write_bytes(grid_png(samples, ncols=8, upscale=1))
+            paths.append(args.figures / f"prior_{kind}_samples.png")
+            paths[-1].write_bytes(grid_png(samples, ncols=8, upscale=1))
+        (args.figures / "priors_samples.png").write_bytes(stack_top_halves(paths))
         print(f"figures in {args.figures}")
 
     summary = {"cohort": args.cohort, "run": source.name, "dataset_hash": manifest.get("hash"),
