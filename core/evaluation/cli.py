@@ -24,7 +24,7 @@ def _sample(args) -> int:
     model = load_run_model(args.run_dir)
     if args.source == "aggregate":
         if not hasattr(model, "attach_aggregate"):
-            raise UserError("--source aggregate is for a VAE; a VQ-VAE samples from its PixelCNN prior")
+            raise UserError("--source aggregate is for a VAE; a VQ-VAE samples from its prior over the code grid")
         from core.training.runs import RunData
 
         RunData.open(args.run_dir).attach_aggregate(model)
@@ -90,6 +90,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--sample-source", choices=["prior", "aggregate"], default="prior",
                           help="VAE samples from N(0, I) (prior) or from a Gaussian mixture on the "
-                               "training latents (aggregate); a VQ-VAE always uses its PixelCNN prior")
+                               "training latents (aggregate); a VQ-VAE always uses its prior over the code grid")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(handler=_evaluate)

@@ -69,7 +69,7 @@ def _per_site(values, sites) -> dict:
 
 
 #: Where the evaluator's synthetic samples come from: the model's own prior (a VAE's N(0, I),
-#: a VQ-VAE's PixelCNN) or, for a VAE, its aggregate posterior (core.models.aggregate).
+#: a VQ-VAE's prior) or, for a VAE, its aggregate posterior (core.models.aggregate).
 SAMPLE_SOURCES = ("prior", "aggregate")
 
 
@@ -350,7 +350,7 @@ def evaluate_run(run_dir: str | Path, n_samples: int = 256, seed: int = 0,
     say(0.0, "loading the model and the dataset")
     data = RunData.open(run_dir)
     if sample_source == "aggregate" and data.model_type != "vae":
-        raise UserError("the aggregate posterior is for a VAE; a VQ-VAE samples from its PixelCNN prior")
+        raise UserError("the aggregate posterior is for a VAE; a VQ-VAE samples from its prior over the code grid")
     for split in ("train", "test"):
         if not data.has_split(split):
             raise UserError(f"dataset {data.dataset_dir} has no {split} images: evaluation needs a {split} split"
