@@ -26,9 +26,8 @@ from keras import layers, ops
 
 from core.errors import UserError
 from core.models._checks import check_float, check_int
-from core.models.conditions import CONDITION_DIM
 from core.models.inference import compiled
-from core.models.prior import CodePrior
+from core.models.prior import CodePrior, grid_prior_args
 
 __all__ = ["cosine_alpha_bar", "DiffusionPrior", "build_diffusion_prior"]
 
@@ -226,10 +225,6 @@ class DiffusionPrior(CodePrior):
             **({"condition_dim": self.condition_dim} if self.condition_dim else {}),
         }
 
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
 
 def build_diffusion_prior(config):
     """A :class:`DiffusionPrior` for a VQ-VAE config dict (keys ``num_embeddings``, ``embedding_dim``,
@@ -239,14 +234,10 @@ def build_diffusion_prior(config):
     >>> build_diffusion_prior({"image_size": 32, "filters": [8, 16], "num_embeddings": 16}).grid_size
     8
     """
-    grid = int(config.get("image_size", 64)) // 2 ** len(config.get("filters", (32, 64)))
     return DiffusionPrior(
-        num_embeddings=config.get("num_embeddings", 128),
-        grid_size=grid,
         embedding_dim=config.get("embedding_dim", 8),
         width=config.get("diffusion_width", 64),
         diffusion_steps=config.get("diffusion_steps", 1000),
         sample_steps=config.get("diffusion_sample_steps", 50),
-        condition_dim=CONDITION_DIM if config.get("conditional") else 0,
-        name="prior",
+        **grid_prior_args(config),
     )

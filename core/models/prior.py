@@ -34,6 +34,7 @@ __all__ = [
     "CodePrior",
     "PixelCNNPrior",
     "build_pixelcnn_prior",
+    "grid_prior_args",
     "raster_reach",
 ]
 
@@ -286,6 +287,10 @@ class CodePrior(keras.Model):
     #: ``prior_type`` in a config (``core.models.presets``); the key that picks the class on load.
     prior_type = ""
 
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
     @property
     def metrics(self):
         return [self.loss_tracker]
@@ -506,9 +511,21 @@ class PixelCNNPrior(CodePrior):
             **({"condition_dim": self.condition_dim} if self.condition_dim else {}),
         }
 
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+
+def grid_prior_args(config):
+    """What every prior over a VQ-VAE's code grid takes from its config dict: ``num_embeddings``,
+    ``grid_size`` (``image_size`` halved once per ``filters`` block), ``condition_dim`` (from
+    ``conditional``) and the layer name ``prior``.
+
+    >>> grid_prior_args({"image_size": 64, "filters": [32, 64]})["grid_size"]
+    16
+    """
+    return {
+        "num_embeddings": config.get("num_embeddings", 128),
+        "grid_size": int(config.get("image_size", 64)) // 2 ** len(config.get("filters", (32, 64))),
+        "condition_dim": CONDITION_DIM if config.get("conditional") else 0,
+        "name": "prior",
+    }
 
 
 def build_pixelcnn_prior(config):
@@ -522,13 +539,9 @@ def build_pixelcnn_prior(config):
     >>> build_pixelcnn_prior({"image_size": 32, "filters": [8, 16], "num_embeddings": 16}).grid_size
     8
     """
-    grid = int(config.get("image_size", 64)) // 2 ** len(config.get("filters", (32, 64)))
     return PixelCNNPrior(
-        num_embeddings=config.get("num_embeddings", 128),
-        grid_size=grid,
         filters=config.get("prior_filters", 64),
         n_layers=config.get("prior_layers", 8),
         kernel_size=config.get("prior_kernel_size", 3),
-        condition_dim=CONDITION_DIM if config.get("conditional") else 0,
-        name="prior",
+        **grid_prior_args(config),
     )

@@ -31,9 +31,8 @@ from keras import layers, ops
 
 from core.errors import UserError
 from core.models._checks import check_float, check_int
-from core.models.conditions import CONDITION_DIM
 from core.models.inference import compiled
-from core.models.prior import CodePrior
+from core.models.prior import CodePrior, grid_prior_args
 
 __all__ = ["CausalBlock", "TransformerPrior", "build_transformer_prior"]
 
@@ -269,10 +268,6 @@ class TransformerPrior(CodePrior):
             **({"condition_dim": self.condition_dim} if self.condition_dim else {}),
         }
 
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
 
 def build_transformer_prior(config):
     """A :class:`TransformerPrior` for a VQ-VAE config dict (keys ``num_embeddings``, ``image_size``,
@@ -282,14 +277,10 @@ def build_transformer_prior(config):
     >>> build_transformer_prior({"image_size": 32, "filters": [8, 16], "num_embeddings": 16}).grid_size
     8
     """
-    grid = int(config.get("image_size", 64)) // 2 ** len(config.get("filters", (32, 64)))
     return TransformerPrior(
-        num_embeddings=config.get("num_embeddings", 128),
-        grid_size=grid,
         width=config.get("transformer_width", 128),
         n_layers=config.get("transformer_layers", 4),
         n_heads=config.get("transformer_heads", 4),
         dropout=config.get("transformer_dropout", 0.1),
-        condition_dim=CONDITION_DIM if config.get("conditional") else 0,
-        name="prior",
+        **grid_prior_args(config),
     )
