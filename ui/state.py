@@ -18,7 +18,6 @@ BROWSE_CLIENT = "browse_client"  # toggle: draw Browse's planes in the browser (
 BROWSE_VIEWER = "browse_viewer"  # the client-side viewer component's value (last voxel / range / unsupported event)
 BROWSE_VIEWER_SEEN = "browse_viewer_seen"  # seq of the viewer event already applied
 BROWSE_CLIENT_FAILED = "browse_client_failed"  # why the browser could not draw (then the server draws)
-BROWSE_VIEWER_RERUN = "browse_viewer_rerun"  # a viewer event that concerns the whole page (range, fallback)
 BROWSE_VIEWER_SENT = "browse_viewer_sent"  # volume token whose first render (with preview planes) was sent
 PRESET_ERROR = "preset_error"  # message of a failed "Thesis preset" click, shown once
 

@@ -42,10 +42,8 @@ def _on_event() -> None:
             st.session_state[state.crosshair_slider(subject, a)] = voxel[a]
     elif kind == "range":
         st.session_state[state.RANGE] = tuple(int(v) for v in event["range"])
-        st.session_state[state.BROWSE_VIEWER_RERUN] = True
     elif kind == "unsupported":
         st.session_state[state.BROWSE_CLIENT_FAILED] = str(event.get("message", "unknown reason"))
-        st.session_state[state.BROWSE_VIEWER_RERUN] = True
 
 
 def _readout(volume, crosshair, level: float, width: float, where: str = "") -> None:
@@ -55,25 +53,29 @@ def _readout(volume, crosshair, level: float, width: float, where: str = "") -> 
                 f"window {level - width / 2:.0f}–{level + width / 2:.0f}")
 
 
-@st.fragment
 def _client_planes(entry, volume, level, width, radiological, range_box):
-    if st.session_state.pop(state.BROWSE_VIEWER_RERUN, False):
-        st.rerun(scope="app")  # a range or a fallback concerns the whole page
+    # Not a fragment: the viewer's events (a voxel click, a range, a fallback) rerun the whole page.
+    # In a fragment, an event that arrived while a click elsewhere (the sidebar's source) was
+    # rerunning the page blanked the whole app under load (Streamlit 1.67, "Bad delta path index
+    # 8 (should be between [0, 2])": the fragment's elements written where the new page has none;
+    # 3 times in 93 tries under load here, once in CI).  Slice moves never reach the server, so
+    # what a full rerun costs falls on a click, not on a slider.
     auto_level, auto_width, _, _ = data.window_stats(entry)
     lut = window_lut(auto_level, auto_width, level, width)
     identity = bool((lut == np.arange(256)).all())
     crosshair = st.session_state[state.CROSSHAIR][1]
     meta = viewer_meta(volume, radiological, crosshair, range_box, None if identity else lut)
     token = f"{entry.identity}|{auto_level:.6g}|{auto_width:.6g}"
-    if st.session_state.get(state.BROWSE_VIEWER_SENT) != token:
-        # A subject's first render: the three planes at the crosshair only (a fast first picture);
-        # the viewer asks for the volume, and that rerun of this fragment makes and sends it.
-        st.session_state[state.BROWSE_VIEWER_SENT] = token
-        component.volume_viewer(payload=None, token=token, meta=meta, key=state.BROWSE_VIEWER, on_change=_on_event,
-                                preview=preview_planes(volume, crosshair, auto_level, auto_width, radiological))
-    else:
-        component.volume_viewer(payload=payload(entry, auto_level, auto_width), token=token, meta=meta,
-                                key=state.BROWSE_VIEWER, on_change=_on_event)
+    # A subject's first render carries the three planes at the crosshair (drawn at once) beside the
+    # volume's URL (fetched by the viewer after that).  The viewer used to ask for the volume with
+    # an event of its own: that was a rerun no user asked for (one of those racing a sidebar click
+    # blanked the app, see above), and now it would be a whole page's.  Making the volume here costs
+    # ~140 ms for a 256×256×150 head, once per subject (cached).
+    first = st.session_state.get(state.BROWSE_VIEWER_SENT) != token
+    st.session_state[state.BROWSE_VIEWER_SENT] = token
+    component.volume_viewer(payload=payload(entry, auto_level, auto_width), token=token, meta=meta,
+                            key=state.BROWSE_VIEWER, on_change=_on_event,
+                            preview=preview_planes(volume, crosshair, auto_level, auto_width, radiological) if first else None)
     _readout(volume, crosshair, level, width, " (last click)")
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e.support import BROWSER_ARGS, CHROMIUM, REPO, serve
+from e2e.support import BROWSER_ARGS, CHROMIUM, REPO, screenshot, serve
 from helpers import skip_missing
 
 NETGUARD = Path(__file__).resolve().parent / "netguard"
@@ -81,10 +81,51 @@ def app_env(tmp_path_factory, demo_cohort) -> dict:
     return env
 
 
+#: The shared server's log (stdout and stderr), read into the report of a failed test.
+_SERVER_LOGS: list[Path] = []
+
+
 @pytest.fixture(scope="session")
-def app_url(app_env):
-    with serve(REPO, app_env) as url:
+def app_url(app_env, tmp_path_factory):
+    log = tmp_path_factory.mktemp("server") / "streamlit.log"
+    _SERVER_LOGS.append(log)
+    with serve(REPO, app_env, log=log) as url:
         yield url
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as exc:
+        return f"(unreadable: {exc})"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed browser test reports what the page showed and what the server printed.
+
+    CI keeps only the text of its run: a timeout in a locator says what was missing, not what the
+    page held instead.  The page's sidebar and main text, its script state and URL, and the tail
+    of the shared server's log go into the report (and a screenshot into test-artifacts/).
+    """
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    page = item.funcargs.get("page")
+    if page is not None:
+        try:
+            state = page.evaluate("() => { const a = document.querySelector('[data-testid=\"stApp\"]');"
+                                  " return a && a.getAttribute('data-test-script-state'); }")
+            texts = {name: page.locator(f'[data-testid="{name}"]').first.inner_text(timeout=5_000)[:1_500]
+                     for name in ("stSidebar", "stMain")}
+            screenshot(page, f"failed_{item.name}.png")
+            report.sections.append(("page at failure", f"url {page.url}\nscript state {state}\n"
+                                    + "\n".join(f"--- {k} ---\n{v}" for k, v in texts.items())))
+        except Exception as exc:  # the page may be gone (a crash): say so, keep the real failure
+            report.sections.append(("page at failure", f"could not read the page: {exc!r}"))
+    if "app_url" in item.fixturenames and _SERVER_LOGS:
+        report.sections.append(("shared server log (tail)", _tail(_SERVER_LOGS[-1])))
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from e2e.support import choose_radio, screenshot, wait_idle
+from e2e.support import choose_folder_source, choose_radio, screenshot, wait_idle
 from e2e.viewer_support import viewer_frame
 
 pytestmark = pytest.mark.e2e
@@ -68,9 +68,7 @@ def test_bad_folders_give_messages_and_the_app_keeps_running(app_url, page, bad_
     page.goto(app_url)
     wait_idle(page)
     sidebar = page.locator('[data-testid="stSidebar"]')
-    sidebar.locator("label").filter(has_text="Folder or IXI-T1.tar").click()
-    wait_idle(page)
-    box = page.get_by_role("textbox", name="Folder of NIfTI files, or IXI-T1.tar")
+    box = choose_folder_source(page)
     box.fill(str(empty))
     box.press("Enter")
     wait_idle(page)
@@ -89,9 +87,7 @@ def test_a_reload_keeps_the_data_source_and_unmatched_demographics_are_named(app
     page.goto(app_url)
     wait_idle(page)
     sidebar = page.locator('[data-testid="stSidebar"]')
-    sidebar.locator("label").filter(has_text="Folder or IXI-T1.tar").click()
-    wait_idle(page)
-    box = page.get_by_role("textbox", name="Folder of NIfTI files, or IXI-T1.tar")
+    box = choose_folder_source(page)
     box.fill(str(ixi_sample_dir))
     box.press("Enter")
     wait_idle(page)

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from e2e.conftest import guarded_env, netguard_attempts, place_demo_cohort
-from e2e.support import REPO, screenshot, serve, wait_idle
+from e2e.support import REPO, choose_folder_source, screenshot, serve, wait_idle
 from e2e.test_latent import hover_a_point
 from e2e.viewer_support import viewer_frame
 from helpers import skip_missing
@@ -203,10 +203,7 @@ def _journey(page, source, url, runs_dir, run_name, tmp_path, mark):
         # Open a page that reads no data first, so the demo cohort is never built, then choose the folder.
         page.goto(f"{url}/train")
         wait_idle(page, SLOW)
-        sidebar = page.locator('[data-testid="stSidebar"]')
-        sidebar.locator("label").filter(has_text="Folder or IXI-T1.tar").click()
-        wait_idle(page)
-        box = page.get_by_role("textbox", name="Folder of NIfTI files, or IXI-T1.tar")
+        box = choose_folder_source(page)
         box.fill(str(IXI_SAMPLE))
         box.press("Enter")
         wait_idle(page)

@@ -329,6 +329,13 @@ async function inflate(bytes) {
 
 async function fetchVolume(url, expected) {
   const response = await fetch(baseUrl() + url);
+  if (response.status === 404) {
+    // The page moved on (another subject, another source) and Streamlit no longer serves the file:
+    // not a fault of this browser, and the next render brings the URL that is served.
+    const gone = new Error("the volume is no longer served (the page changed)");
+    gone.gone = true;
+    throw gone;
+  }
   if (!response.ok) throw new Error(`the volume could not be fetched (HTTP ${response.status})`);
   const total = Number(response.headers.get("Content-Length")) || 0;
   const reader = response.body.getReader(), parts = [];
@@ -411,6 +418,8 @@ async function render(args) {
     redraw();
     fitHeight();
   } catch (err) {
+    if (mine !== generation) return; // a newer render took over: its own load decides
+    if (err.gone) { status("Waiting for the page: the volume shown before is no longer served."); return; }
     status(`The browser could not draw this volume: ${err.message}.`, true);
     emit({ event: "unsupported", message: String(err.message || err) });
   }
