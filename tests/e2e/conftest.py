@@ -120,7 +120,8 @@ def pytest_runtest_makereport(item, call):
             texts = {name: page.locator(f'[data-testid="{name}"]').first.inner_text(timeout=5_000)[:1_500]
                      for name in ("stSidebar", "stMain")}
             screenshot(page, f"failed_{item.name}.png")
-            report.sections.append(("page at failure", f"url {page.url}\nscript state {state}\n"
+            errors = "\n".join(getattr(page, "page_errors", [])) or "none"
+            report.sections.append(("page at failure", f"url {page.url}\nscript state {state}\nerrors {errors}\n"
                                     + "\n".join(f"--- {k} ---\n{v}" for k, v in texts.items())))
         except Exception as exc:  # the page may be gone (a crash): say so, keep the real failure
             report.sections.append(("page at failure", f"could not read the page: {exc!r}"))
@@ -171,6 +172,10 @@ def page(browser):
     context = browser.new_context(viewport={"width": 1400, "height": 1800})
     page = context.new_page()
     page.set_default_timeout(60_000)
+    # Uncaught errors of the page's JavaScript (a blank Streamlit app throws one): reported with a
+    # failure (see pytest_runtest_makereport).
+    page.page_errors = []
+    page.on("pageerror", lambda error: page.page_errors.append(str(error)[:300]))
     yield page
     context.close()
 

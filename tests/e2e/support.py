@@ -162,24 +162,12 @@ FOLDER_BOX = "Folder of NIfTI files, or IXI-T1.tar"
 def choose_folder_source(page, timeout_ms: int = 60_000):
     """Choose *Folder or IXI-T1.tar* in the sidebar and return the folder text box once it shows.
 
-    Once, in a clean-checkout CI run (stop 22), the radio was checked and the
-    URL read ``?source=folder`` but no text box appeared within 60 s; it never happened here in
-    100+ tries, idle or under load.  The choice is in the URL, so a reload brings the box back as
-    it would for a user: after 20 s without it, say so (a warning with the sidebar's text, shown in
-    the run's summary) and reload once, then wait for the box as before.
+    No retry: in CI (stop 22) this click once met a rerun of Browse's viewer and the whole app went
+    blank (Streamlit's "Bad delta path index"), which is the bug a user would meet; the viewer no
+    longer runs as a fragment (ui/viewer.py).  A failure here reports the page (tests/e2e/conftest.py).
     """
-    import warnings
-
-    sidebar = page.locator('[data-testid="stSidebar"]')
-    sidebar.locator("label").filter(has_text=FOLDER_SOURCE).click()
+    page.locator('[data-testid="stSidebar"]').locator("label").filter(has_text=FOLDER_SOURCE).click()
     wait_idle(page)
     box = page.get_by_role("textbox", name=FOLDER_BOX)
-    try:
-        box.wait_for(timeout=min(20_000, timeout_ms))
-    except Exception:
-        warnings.warn(f"no folder box 20 s after choosing {FOLDER_SOURCE!r} (url {page.url}); reloading. "
-                      f"Sidebar: {sidebar.inner_text()[:400]!r}")
-        page.reload()
-        wait_idle(page)
-        box.wait_for(timeout=timeout_ms)
+    box.wait_for(timeout=timeout_ms)
     return box
