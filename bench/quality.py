@@ -35,7 +35,8 @@ regressors' figures on real test slices as the ceiling.
 Issue 20's ablation rows (``ABLATION_ROWS``): ``vq_before`` (the VQ-VAE as issue 17 left it),
 ``vq_codebook`` (8-dimensional codes, dead-code restarts below half a code's uniform share),
 ``vq_l1`` (+ L1 pixel loss), ``vq_adversarial`` (+ patch discriminator and feature matching),
-``vq_adversarial_augment`` (+ augmentation); ``vae_before`` / ``vae_adversarial`` (the VAE
+``vq_adversarial_augment`` (+ augmentation), ``vq_resize`` (+ a resize-convolution decoder instead
+of transposed convolutions: the checkerboard of the 128 px samples); ``vae_before`` / ``vae_adversarial`` (the VAE
 without / with the adversarial term).  VQ rows report codebook perplexity and codes used.
 
 Usage: ``python bench/quality.py [--cohort demo|real_dev] [--rows ours,vqvae_prior] [--quick]
@@ -95,6 +96,7 @@ ABLATION_ROWS = {
     "vq_l1": ("vqvae", _VQ_L1),
     "vq_adversarial": ("vqvae", _VQ_ADVERSARIAL),
     "vq_adversarial_augment": ("vqvae", {**_VQ_ADVERSARIAL, "augment": True}),
+    "vq_resize": ("vqvae", {**_VQ_ADVERSARIAL, "augment": True, "upsample": "resize"}),
     "vae_before": ("vae", {"adversarial_weight": 0.0, "feature_matching_weight": 0.0, "augment": None}),
     "vae_adversarial": ("vae", {"adversarial_weight": 0.1, "feature_matching_weight": 0.0, "augment": None}),
 }

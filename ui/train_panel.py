@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import UserError
-from core.models.presets import KL_SCHEDULES, PRIOR_TYPES, get_preset
+from core.models.presets import KL_SCHEDULES, PRIOR_TYPES, UPSAMPLE_MODES, get_preset
 from core.training import jobs, runs
 from core.training.runs import RunData
 from core.viz import curves as plots
@@ -74,7 +74,14 @@ def hyper_parameters(model_type: str, preset: str) -> dict:
                                                help="Length of each code vector.")
         out["prior_epochs"] = c3.number_input("Prior epochs", 0, 10000, p["prior_epochs"], key=k("prior"),
                                               help="Epochs of the prior that lets the VQ-VAE sample (0: none).")
-        c1, _, _ = st.columns(3)
+        c1, c2, _ = st.columns(3)
+        out["upsample"] = c2.selectbox(
+            "Decoder upsampling", list(UPSAMPLE_MODES), index=UPSAMPLE_MODES.index(p["upsample"]),
+            key=k("upsample"), format_func={"transpose": "Transposed convolution",
+                                            "resize": "Resize + convolution"}.get,
+            help="How the decoder doubles its side: stride-2 transposed convolutions (the thesis' choice) or "
+                 "nearest-neighbour resizing then a 3×3 convolution, which cannot leave the checkerboard "
+                 "that uneven kernel overlaps can (Odena et al. 2016).")
         out["prior_type"] = c1.selectbox(
             "Prior", list(PRIOR_TYPES), index=PRIOR_TYPES.index(p["prior_type"]), key=k("prior_type"),
             format_func=PRIOR_LABELS.get,

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from keras import layers
 
-__all__ = ["BN_MOMENTUM", "down_block", "up_block", "residual_block"]
+from core.models.presets import UPSAMPLE_MODES  # noqa: F401  (re-exported: the modes up_block takes)
+
+__all__ = ["BN_MOMENTUM", "UPSAMPLE_MODES", "down_block", "up_block", "residual_block"]
 
 #: BatchNorm moving-average momentum.  Keras' 0.99 lags ~500 steps behind the weights; with
 #: ~20 steps per epoch on the demo cohort, inference-mode outputs (reconstructions, code
@@ -25,11 +27,17 @@ def down_block(x, filters, kernel_size=4, name=None):
     return layers.LeakyReLU(0.2, name=f"{name}_act")(x)
 
 
-def up_block(x, filters, kernel_size=4, name=None):
-    """Transposed conv (stride 2, 'same') + BatchNorm + LeakyReLU(0.2): doubles H and W."""
-    x = layers.Conv2DTranspose(
-        filters, kernel_size, strides=2, padding="same", name=f"{name}_deconv"
-    )(x)
+def up_block(x, filters, kernel_size=4, name=None, upsample="transpose"):
+    """Upsampling (:data:`UPSAMPLE_MODES`) + BatchNorm + LeakyReLU(0.2): doubles H and W."""
+    if upsample == "resize":
+        x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_resize")(x)
+        x = layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv")(x)
+    elif upsample == "transpose":
+        x = layers.Conv2DTranspose(
+            filters, kernel_size, strides=2, padding="same", name=f"{name}_deconv"
+        )(x)
+    else:
+        raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {upsample!r}")
     x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return layers.LeakyReLU(0.2, name=f"{name}_act")(x)
 

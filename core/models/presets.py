@@ -108,9 +108,17 @@ _VQ_CODEBOOK = {
     "diffusion_sample_steps": 50,
     "conditional": False,
     "recon_loss": "mse",
+    "upsample": "transpose",
     "augment": None,  # or strengths: core.training.augment.AUGMENT_DEFAULTS
     **ADVERSARIAL_DEFAULTS,
 }
+
+#: How a VQ-VAE decoder doubles its side (``upsample``; :func:`core.models.blocks.up_block`): a
+#: stride-2 transposed convolution (the thesis' choice), or nearest-neighbour resizing then a 3x3
+#: convolution ("resize-convolution", Odena et al. 2016, "Deconvolution and checkerboard
+#: artifacts"): a kernel that the stride does not divide evenly overlaps unevenly and can leave a
+#: checkerboard, which the 128 px samples showed (issue 20).
+UPSAMPLE_MODES = ("transpose", "resize")
 
 #: Issue 20's VQ-VAE choices, measured at 64 px on real heads (see the ``demo`` preset's note):
 #: 8-d codes, dead-code restarts below half a code's uniform share, L1, the adversary with
@@ -377,6 +385,7 @@ def validate_config(config, n_train=None):
         c["prior_layers"] = check_int("prior_layers", c["prior_layers"], 1)
         c["prior_kernel_size"] = check_int("prior_kernel_size", c["prior_kernel_size"], 3)
         check_choice("recon_loss", c["recon_loss"], VQ_RECON_LOSSES)
+        check_choice("upsample", c["upsample"], UPSAMPLE_MODES)
         check_choice("prior_type", c["prior_type"], PRIOR_TYPES)
         c["transformer_width"] = check_int("transformer_width", c["transformer_width"], 1)
         c["transformer_layers"] = check_int("transformer_layers", c["transformer_layers"], 1)

@@ -18,12 +18,13 @@ from keras import layers, ops
 from core.errors import UserError
 from core.models._checks import (
     check_bool,
+    check_choice,
     check_filters,
     check_float,
     check_image_size,
     check_int,
 )
-from core.models.blocks import down_block, residual_block, up_block
+from core.models.blocks import UPSAMPLE_MODES, down_block, residual_block, up_block
 from core.models.discriminator import ADVERSARIAL_DEFAULTS, AdversarialModel
 from core.models.conditions import CONDITION_DIM, condition_array, model_slice_range, population_conditions
 from core.models.presets import VQ_RECON_LOSSES
@@ -219,8 +220,10 @@ def get_vqvae_encoder(image_size, filters, embedding_dim, n_res_blocks=2, res_fi
     return keras.Model(inputs, z_e, name="encoder")
 
 
-def get_vqvae_decoder(image_size, filters, embedding_dim, n_res_blocks=2, res_filters=64, kernel_size=4):
-    """Functional decoder: ``(B, h, w, embedding_dim)`` -> ``(B, S, S, 1)`` float32 logits."""
+def get_vqvae_decoder(image_size, filters, embedding_dim, n_res_blocks=2, res_filters=64, kernel_size=4,
+                      upsample="transpose"):
+    """Functional decoder: ``(B, h, w, embedding_dim)`` -> ``(B, S, S, 1)`` float32 logits
+    (``upsample``: see :data:`core.models.blocks.UPSAMPLE_MODES`)."""
     side = image_size // 2 ** len(filters)
     inputs = keras.Input((side, side, embedding_dim), name="z_q")
     x = layers.Conv2D(filters[-1], 3, padding="same", name="post_quant")(inputs)
@@ -228,7 +231,7 @@ def get_vqvae_decoder(image_size, filters, embedding_dim, n_res_blocks=2, res_fi
         x = residual_block(x, res_filters, name=f"dec_res{i}")
     x = layers.LeakyReLU(0.2, name="dec_res_act")(x)
     for i, f in enumerate(list(reversed(filters))[1:] + [filters[0]]):
-        x = up_block(x, f, kernel_size, name=f"dec{i}")
+        x = up_block(x, f, kernel_size, name=f"dec{i}", upsample=upsample)
     logits = layers.Conv2D(1, 3, padding="same", dtype="float32", name="logits")(x)
     return keras.Model(inputs, logits, name="decoder")
 
@@ -245,6 +248,9 @@ class VQVAE(AdversarialModel, keras.Model):
         n_res_blocks: residual blocks at grid resolution in encoder and decoder.
         res_filters: hidden channels of those residual blocks.
         kernel_size: kernel of the stride-2 (transposed) convolutions.
+        upsample: how the decoder doubles its side, ``"transpose"`` (stride-2 transposed
+            convolutions) or ``"resize"`` (nearest-neighbour resize + 3x3 convolution, no
+            checkerboard); see :data:`core.models.blocks.UPSAMPLE_MODES`.
         commitment_cost: weight of ``mean ||z_e - sg(z_q)||^2``.
         use_ema, ema_decay, restart_dead_codes, restart_threshold, data_init: see
             :class:`VectorQuantizer`.
@@ -280,6 +286,7 @@ class VQVAE(AdversarialModel, keras.Model):
         n_res_blocks=2,
         res_filters=64,
         kernel_size=4,
+        upsample="transpose",
         commitment_cost=0.25,
         use_ema=True,
         ema_decay=0.99,
@@ -315,9 +322,10 @@ class VQVAE(AdversarialModel, keras.Model):
         self.conditional = check_bool("conditional", conditional)
         self.slice_range = model_slice_range(self.conditional, slice_range, "VQ-VAE")
         self.condition_dim = CONDITION_DIM if self.conditional else 0
+        self.upsample = check_choice("upsample", upsample, UPSAMPLE_MODES)
         arch = (self.image_size, self.filters, self.embedding_dim, self.n_res_blocks, self.res_filters, self.kernel_size)
         self.encoder = get_vqvae_encoder(*arch)
-        self.decoder = get_vqvae_decoder(*arch)
+        self.decoder = get_vqvae_decoder(*arch, upsample=self.upsample)
         self.quantizer = VectorQuantizer(
             self.num_embeddings,
             self.embedding_dim,
@@ -612,6 +620,7 @@ class VQVAE(AdversarialModel, keras.Model):
             "seed": self.seed,
             # only when used (recon_loss and adversary too), so older files load unchanged
             **({"recon_loss": self.recon_loss} if self.recon_loss != "mse" else {}),
+            **({"upsample": self.upsample} if self.upsample != "transpose" else {}),
             **self.adversarial_config(),
             # only when used, so unconditional models save (and old files load) as before
             **({"conditional": True, "slice_range": list(self.slice_range)} if self.conditional else {}),
@@ -630,6 +639,7 @@ _VQVAE_ARGS = (
     "n_res_blocks",
     "res_filters",
     "kernel_size",
+    "upsample",
     "commitment_cost",
     "use_ema",
     "ema_decay",

@@ -130,7 +130,7 @@ def test_a_finished_vqvae_draws_samples_from_its_prior_on_request(cache, tiny_vq
 
 def test_the_form_trains_a_vqvae_with_the_transformer_prior(cache):
     """Issue 20's prior choice from the browser: the form's Prior box reaches config.json and the
-    finished run samples from a transformer."""
+    finished run samples from a transformer; its Decoder upsampling box reaches the model too."""
     from core import settings
     from core.training import checkpoints, runs
 
@@ -142,6 +142,10 @@ def test_the_form_trains_a_vqvae_with_the_transformer_prior(cache):
     assert prior_box.value == "pixelcnn"
     assert prior_box.options == ["Gated PixelCNN", "Causal transformer", "Latent diffusion"]
     prior_box.set_value("transformer")
+    upsample_box = at.selectbox(key="hp_upsample_vqvae_demo")
+    assert upsample_box.value == "transpose"
+    assert upsample_box.options == ["Transposed convolution", "Resize + convolution"]
+    upsample_box.set_value("resize")
     at.number_input(key="hp_epochs_vqvae_demo").set_value(1)
     at.number_input(key="hp_batch_vqvae_demo").set_value(16)
     at.number_input(key="hp_prior_vqvae_demo").set_value(1)
@@ -153,5 +157,6 @@ def test_the_form_trains_a_vqvae_with_the_transformer_prior(cache):
     status = _wait_idle(run_dir)
     assert status["state"] == "finished", status
     assert runs.read_config(run_dir)["prior_type"] == "transformer"
+    assert runs.read_config(run_dir)["upsample"] == "resize"
     model = checkpoints.load_run_model(run_dir)
-    assert type(model.prior).__name__ == "TransformerPrior"
+    assert type(model.prior).__name__ == "TransformerPrior" and model.upsample == "resize"
