@@ -132,6 +132,14 @@ def _draw_samples(ev: _Evaluation):
         ev.result["samples_unavailable"] = str(exc)
         raise
     ev.result["sharpness_ratio"] = float(compute_sharpness(ev.samples, ev.heldout))
+    # The periodic pattern a transposed-convolution decoder can paint, beside real slices' own figure.
+    from core.evaluation.checkerboard import checkerboard_index
+
+    ev.result["checkerboard"] = {
+        "samples": {str(k): v for k, v in checkerboard_index(ev.samples).items()},
+        "real": {str(k): v for k, v in checkerboard_index(ev.heldout).items()},
+        "label": "power at the period-2/4/8 frequencies ÷ the power around them (median over images; 1 = none)",
+    }
 
 
 def _diversity(ev: _Evaluation):
@@ -307,7 +315,7 @@ def verdict(result: dict) -> dict:
 #: marks its keys unavailable with the reason, and the rest still run.
 STEPS = (
     ("reconstruction", "reconstructing the test slices", ("ssim", "psnr"), _reconstruction),
-    ("sampling", "drawing synthetic samples", ("sharpness_ratio",), _draw_samples),
+    ("sampling", "drawing synthetic samples", ("sharpness_ratio", "checkerboard"), _draw_samples),
     ("ms_ssim", "MS-SSIM diversity beside the by-subject real spread", ("ms_ssim_real", "ms_ssim_synthetic"),
      _diversity),
     ("frechet_mmd", "Fréchet distances and MMD beside the by-subject real spread",

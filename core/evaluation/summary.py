@@ -111,6 +111,13 @@ def judge_rows(evaluation: dict) -> list[dict]:
     sharp = ev.get("sharpness_ratio")
     add("Sharpness of samples ÷ held-out real", None if isinstance(sharp, dict) else sharp, "1 = as sharp",
         detail=_missing(sharp) or "")
+    board = ev.get("checkerboard") or {}
+    if board:
+        missing = _missing(board)
+        worst = (lambda d: max(d.values()) if d else None)
+        real = None if missing else worst(board.get("real") or {})
+        add("Checkerboard index of samples (worst period)", None if missing else worst(board.get("samples") or {}),
+            "–" if real is None else f"{real:.2f} for held-out real", detail=missing or "1 = no periodic pattern")
     anomaly = ev.get("anomaly") or {}
     add("Anomaly pixel AUROC (synthetic lesions)", None if _missing(anomaly) else anomaly.get("auroc"),
         detail=_missing(anomaly) or anomaly.get("label", ""))

@@ -187,3 +187,5 @@ def test_evaluate_button_writes_evaluation_json(env):
     assert (env / "vae-tiny" / "evaluation.json").is_file()
     assert any("Evaluation finished" in s.value for s in at.success)
     assert len(at.dataframe) >= 1
+    figures = [str(v) for frame in at.dataframe for v in frame.value.iloc[:, 0]]
+    assert any(f.startswith("Checkerboard index of samples") for f in figures), figures

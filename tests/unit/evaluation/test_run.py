@@ -73,6 +73,9 @@ def test_evaluation_json_holds_the_contract(short_and_long):
         assert spread["p05"] <= spread["median"] <= spread["p95"] and result[key]["n_draws"] >= 10
     assert result["ms_ssim_real"]["p05"] <= result["ms_ssim_real"]["mean"] <= result["ms_ssim_real"]["p95"]
     assert isinstance(result["verdict"]["indistinguishable"], bool) and len(result["verdict"]["reasons"]) == 2
+    board = result["checkerboard"]  # the decoder's periodic pattern, beside held-out real slices'
+    assert set(board["samples"]) == set(board["real"]) == {"2", "4", "8"}
+    assert all(v >= 0 for v in [*board["samples"].values(), *board["real"].values()])
 
 
 @pytest.mark.slow
