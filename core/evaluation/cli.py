@@ -46,7 +46,7 @@ def _evaluate(args) -> int:
     progress = None if args.quiet else _TqdmStages()
     try:
         result = evaluate_run(args.run_dir, args.n_samples, args.seed, progress=progress,
-                              sample_source=args.sample_source)
+                              sample_source=args.sample_source, quick=args.quick)
     finally:
         if progress is not None:
             progress.close()
@@ -91,5 +91,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--sample-source", choices=["prior", "aggregate"], default="prior",
                           help="VAE samples from N(0, I) (prior) or from a Gaussian mixture on the "
                                "training latents (aggregate); a VQ-VAE always uses its prior over the code grid")
+    evaluate.add_argument("--quick", action="store_true",
+                          help="a first look: two-sample tests with 2 folds and at most 15 classifier epochs "
+                               "(~3x faster, less power; recorded as quick in evaluation.json)")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(handler=_evaluate)

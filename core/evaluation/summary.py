@@ -129,6 +129,8 @@ def verdict_line(evaluation: dict) -> str:
 
     >>> verdict_line({})
     'No verdict: the run was evaluated before the strict judge; evaluate it again.'
+    >>> verdict_line({"quick": True, "verdict": {"indistinguishable": False, "reasons": ["told apart"]}})
+    'Quick look (2 folds, 15 epochs; evaluate in full before quoting it). Distinguishable from real people: told apart.'
     """
     verdict = (evaluation or {}).get("verdict")
     if not verdict:
@@ -137,4 +139,6 @@ def verdict_line(evaluation: dict) -> str:
         return f"No verdict: {verdict['reason']}."
     head = ("Indistinguishable from real people by this judge" if verdict["indistinguishable"]
             else "Distinguishable from real people")
+    if evaluation.get("quick"):
+        head = f"Quick look (2 folds, 15 epochs; evaluate in full before quoting it). {head}"
     return f"{head}: " + "; ".join(verdict["reasons"]) + "."

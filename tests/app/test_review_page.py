@@ -181,11 +181,14 @@ def test_odd_reviewer_name_is_refused_and_results_show_the_verdict(env):
 def test_evaluate_button_writes_evaluation_json(env):
     at = _page("Metrics & export")
     assert any("not been evaluated" in i.value for i in at.info)
+    at.checkbox(key="review_eval_quick").check()  # a first look: the full judge's power is tested elsewhere
     next(b for b in at.button if b.label == "Evaluate").click()
     at.run(timeout=600)
     assert not at.exception, at.exception
-    assert (env / "vae-tiny" / "evaluation.json").is_file()
+    stored = json.loads((env / "vae-tiny" / "evaluation.json").read_text())
+    assert stored["quick"] is True and stored["c2st"]["n_folds"] <= 2
     assert any("Evaluation finished" in s.value for s in at.success)
+    assert any(m.value.startswith("Quick look") for m in [*at.success, *at.warning])
     assert len(at.dataframe) >= 1
     figures = [str(v) for frame in at.dataframe for v in frame.value.iloc[:, 0]]
     assert any(f.startswith("Checkerboard index of samples") for f in figures), figures

@@ -145,11 +145,13 @@ def _cli(*args, timeout=300):
 
 
 def test_cli_writes_evaluation_json_and_exits_2_on_user_error(trained_vae, tmp_path):
-    result = _cli("evaluate", trained_vae, "--n-samples", 8, "--quiet")
+    # --quick: the two-sample tests with two folds and 15 epochs (their power is tested elsewhere)
+    result = _cli("evaluate", trained_vae, "--n-samples", 8, "--quiet", "--quick")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(trained_vae / "evaluation.json")
     stored = json.loads((trained_vae / "evaluation.json").read_text())
-    assert {"ssim", "psnr", "c2st", "frechet"} <= set(stored)
+    assert {"ssim", "psnr", "c2st", "frechet"} <= set(stored) and stored["quick"] is True
+    assert stored["c2st"]["n_folds"] <= 2
     bad = _cli("evaluate", tmp_path, "--quiet")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert [line for line in bad.stderr.splitlines() if line.startswith("error:")]
