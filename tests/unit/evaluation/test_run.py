@@ -12,12 +12,11 @@ import pytest
 
 from core import settings
 from core.errors import UserError
-from core.evaluation.run import evaluate_run
+# QUICK_C2ST where a test is not about the two-sample test's power (the evaluator's `--quick`).
+from core.evaluation.run import QUICK_C2ST, evaluate_run
 
 CONTRACT = ("ssim", "psnr", "ms_ssim_synthetic", "ms_ssim_real", "frechet", "c2st", "memorisation", "verdict",
             "n_samples")
-#: Where a test is not about the two-sample test's power: two folds and 15 epochs keep it short.
-QUICK_C2ST = {"max_folds": 2, "max_epochs": 15}
 
 
 def _headline(value):
