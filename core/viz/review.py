@@ -7,7 +7,7 @@ from PIL import Image, ImageDraw
 
 from core.viz.images import _font, apply_window, png_bytes
 
-__all__ = ["HEAT_STOPS", "heat_rgb", "window_png", "heatmap_png", "colorbar_png"]
+__all__ = ["HEAT_STOPS", "heat_rgb", "window_png", "heatmap_png", "colorbar_png", "study_png"]
 
 #: Colour stops of the residual map (black → purple → orange → yellow, like "inferno").
 HEAT_STOPS = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]], np.float32)
@@ -48,3 +48,26 @@ def colorbar_png(vmax: float, height: int = 256, width: int = 18, label_width: i
         draw.line([(width, y), (width + 4, y)], fill="black")
         draw.text((width + 6, max(0, y - 6)), f"{value:.2f}", fill="black", font=font)
     return png_bytes(np.asarray(canvas))
+
+
+def study_png(image, zoom: int = 5, salt: str = "") -> bytes:
+    """A reader-study image: full window, ``zoom``× (nearest), an *uncompressed* PNG with ``salt``.
+
+    Uncompressed: a compressed PNG of a blurry synthetic slice is smaller than one of a sharp
+    real slice, and a reader sees file sizes in the browser's network panel; stored raw, every
+    image of a study has one size.  ``salt`` goes into a ``tEXt`` chunk, never into the pixels:
+    the page serves an image under a hash of its bytes, so a salt per reviewer and item gives
+    every reviewer their own address for the same image (pass salts of one length, so the
+    sizes stay equal).
+    """
+    import io
+
+    from PIL.PngImagePlugin import PngInfo
+
+    pixels = _zoom(apply_window(image, 0.5, 1.0), zoom)
+    info = PngInfo()
+    if salt:
+        info.add_text("latentbrain", str(salt))
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=0, pnginfo=info)
+    return buffer.getvalue()

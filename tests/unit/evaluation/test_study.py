@@ -1,16 +1,19 @@
-"""Reader-study store: blinding order, resume, idempotent answers, concurrency, bad input."""
+"""Reader-study store: blinding order, resume, idempotent answers, concurrency, bad input, and what
+only the owner may do: results, answers file, closing; the secret seed and the reserved subjects."""
 
 from __future__ import annotations
 
 import shutil
 import sqlite3
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from core.errors import UserError
-from core.evaluation.study import StudyStore, validate_reviewer
+from core.evaluation import study as study_module
+from core.evaluation.study import OWNER_ENV, VIEW_SEEDS, StudyStore, validate_reviewer
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +29,7 @@ def store(run_copy, tmp_path):
 
 
 def test_single_study_order_resume_and_duplicates(store, run_copy):
-    study = store.create_study(run_copy, "single", n_items=8, real_share=0.25, seed=1)
+    study = store.create_study(run_copy, "single", n_items=8, real_share=0.25)
     assert study["n_items"] == 8 and store.path.is_file()
     with sqlite3.connect(store.path) as con:
         assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -50,16 +53,16 @@ def test_single_study_order_resume_and_duplicates(store, run_copy):
     for item in order_a[1:]:
         store.record_answer(study["study_id"], "Ann", item, "synthetic", 2)
     assert store.next_item(study["study_id"], "Ann") is None
-    result = store.results(study["study_id"])
+    result = store.results(study["study_id"], study["owner_key"])
     assert result["pooled"]["n"] == 8 and result["per_reviewer"]["Ann"]["n"] == 8
     assert result["answers_needed"]["±10 %"] == 97
-    csv_text = store.export_csv(study["study_id"])
+    csv_text = store.export_csv(study["study_id"], study["owner_key"])
     assert csv_text.splitlines()[0].startswith("study_id,reviewer,item_id,truth,answer,correct")
     assert len(csv_text.strip().splitlines()) == 9
 
 
 def test_two_afc_study(store, run_copy):
-    study = store.create_study(run_copy, "2afc", n_items=4, seed=2)
+    study = store.create_study(run_copy, "2afc", n_items=4)
     pair = store.study_images(study["study_id"])
     assert pair["left"].shape == pair["right"].shape == (4, 32, 32)
     item = store.next_item(study["study_id"], "Ann")
@@ -69,7 +72,7 @@ def test_two_afc_study(store, run_copy):
 
 
 def test_concurrent_writers_lose_and_double_nothing(store, run_copy):
-    study = store.create_study(run_copy, "single", n_items=8, real_share=0.5, seed=3)
+    study = store.create_study(run_copy, "single", n_items=8, real_share=0.5)
     sid = study["study_id"]
     reviewers = ["Ann", "Bob", "Cleo", "Dev"]
     errors = []
@@ -93,7 +96,7 @@ def test_concurrent_writers_lose_and_double_nothing(store, run_copy):
     assert len(rows) == len(reviewers) * 8
     assert sorted((r["reviewer"], r["item_id"]) for r in rows) == sorted(
         (name, i) for name in reviewers for i in range(8))
-    agreement = store.results(sid)["agreement"]
+    agreement = store.results(sid, study["owner_key"])["agreement"]
     assert agreement["readers"] == 4 and agreement["fleiss_kappa"] == pytest.approx(1.0)
 
 
@@ -170,9 +173,11 @@ def _truths(store, study_id):
                                           (study_id,))]
 
 
-def test_item_ids_carry_no_truth(store, run_copy):
+def test_item_ids_carry_no_truth(store, run_copy, monkeypatch):
     # Drawn in order, a single study would number every real image first: ids are shuffled first.
-    study = store.create_study(run_copy, "single", n_items=8, real_share=0.5, seed=0)
+    # The secret seed is pinned here only so the "not in order" checks cannot fail by chance (2 / 70).
+    monkeypatch.setattr(study_module, "_secret_seed", lambda: 1234)
+    study = store.create_study(run_copy, "single", n_items=8, real_share=0.5)
     truths = _truths(store, study["study_id"])
     assert sorted(truths) == ["real"] * 4 + ["synthetic"] * 4
     assert truths != sorted(truths) and truths != sorted(truths, reverse=True)
@@ -185,7 +190,7 @@ def test_item_ids_carry_no_truth(store, run_copy):
         is_test_slice = bool(np.any(np.all(np.isclose(test, images[item_id]), axis=(1, 2))))
         assert is_test_slice == (truth == "real")
     # 2AFC: pairs are not numbered in test-slice order either.
-    pairs = store.create_study(run_copy, "2afc", n_items=8, seed=0)
+    pairs = store.create_study(run_copy, "2afc", n_items=8)
     with sqlite3.connect(store.path) as con:
         sources = [r[0] for r in con.execute("SELECT source FROM items WHERE study_id = ? ORDER BY item_id",
                                              (pairs["study_id"],))]
@@ -193,57 +198,155 @@ def test_item_ids_carry_no_truth(store, run_copy):
     assert test_index != sorted(test_index)
 
 
-def test_item_keys_are_opaque_and_stable(store, run_copy):
-    study = store.create_study(run_copy, "single", n_items=6, real_share=0.5, seed=4)
+def test_item_keys_and_image_salts_are_opaque_and_stable(store, run_copy):
+    study = store.create_study(run_copy, "single", n_items=6, real_share=0.5)
     sid = study["study_id"]
     keys = [store.item_key(sid, "Ann", i) for i in range(6)]
     assert len(set(keys)) == 6 and all(len(k) == 16 and int(k, 16) >= 0 for k in keys)
     assert keys == [StudyStore(store.runs_dir).item_key(sid, "Ann", i) for i in range(6)]  # stable: reruns
     assert store.item_key(sid, "Bob", 0) != keys[0]  # per reviewer
-    other = store.create_study(run_copy, "single", n_items=6, real_share=0.5, seed=4)
+    other = store.create_study(run_copy, "single", n_items=6, real_share=0.5)
     assert store.item_key(other["study_id"], "Ann", 0) != keys[0]  # a new secret per study
-    # The secret never leaves the store.
-    assert "token" not in study and "token" not in store.get_study(sid)
-    assert all("token" not in s for s in store.list_studies())
+    # Image salts: one length, one per reviewer, item and side, and none equal to a widget key.
+    salts = {store.image_salt(sid, name, i, side) for name in ("Ann", "Bob") for i in range(6)
+             for side in ("", "left", "right")}
+    assert len(salts) == 2 * 6 * 3 and {len(s) for s in salts} == {32} and not {s[:16] for s in salts} & set(keys)
+    assert store.image_salt(sid, "Ann", 0) == StudyStore(store.runs_dir).image_salt(sid, "Ann", 0)
+    # The secrets never leave the store.
+    for shown in (study, store.get_study(sid), *store.list_studies()):
+        assert not {"token", "seed", "owner_hash"} & set(shown)
     with pytest.raises(UserError, match="no reader study"):
         store.item_key("nope", "Ann", 0)
 
 
-def test_results_hidden_until_finished_or_closed(store, run_copy):
-    study = store.create_study(run_copy, "single", n_items=4, real_share=0.5, seed=5)
-    sid = study["study_id"]
-    assert study["closed"] is False
-    assert not store.results_visible(sid, "Ann") and not store.results_visible(sid, None)
-    for item in store.order(sid, "Ann")[:3]:
+def test_results_csv_and_closing_belong_to_the_owner_key(store, run_copy, monkeypatch):
+    monkeypatch.delenv(OWNER_ENV, raising=False)
+    study = store.create_study(run_copy, "single", n_items=4, real_share=0.5)
+    sid, key = study["study_id"], study["owner_key"]
+    assert study["closed"] is False and len(key) >= 20
+    # Only a salted hash is stored: the key is nowhere in the database files.
+    with sqlite3.connect(store.path) as con:
+        stored = con.execute("SELECT owner_hash FROM studies WHERE study_id = ?", (sid,)).fetchone()[0]
+    assert stored.startswith("pbkdf2_sha256$") and key not in stored
+    assert all(key.encode() not in p.read_bytes() for p in store.root.iterdir() if p.is_file())
+    # A reader who answered every item, typing their name (or anything else) as a key, gets nothing.
+    for item in store.order(sid, "Ann"):
         store.record_answer(sid, "Ann", item, "real", 2)
-    assert not store.results_visible(sid, "Ann")  # 3 of 4: still blind
-    store.record_answer(sid, "Ann", store.next_item(sid, "Ann")["item_id"], "real", 2)
-    assert store.results_visible(sid, "Ann") and not store.results_visible(sid, "Bob")
-    store.record_answer(sid, "Bob", store.next_item(sid, "Bob")["item_id"], "synthetic", 1)
-    assert store.close_study(sid) is True and store.close_study(sid) is False
-    assert store.get_study(sid)["closed"] is True and store.list_studies()[0]["closed"] is True
-    assert store.results_visible(sid, "Bob") and store.results_visible(sid, None)
+    assert store.progress(sid, "Ann") == {"answered": 4, "total": 4}
+    assert store.progress(sid, "Bob") == {"answered": 0, "total": 4}
+    other = store.create_study(run_copy, "single", n_items=4, real_share=0.5)
+    for wrong in ("Ann", "", None, key.upper(), key + "x", other["owner_key"]):
+        assert store.is_owner(sid, wrong) is False
+        with pytest.raises(UserError, match="only the owner"):
+            store.results(sid, wrong)
+        with pytest.raises(UserError, match="only the owner"):
+            store.export_csv(sid, wrong)
+        with pytest.raises(UserError, match="only the owner"):
+            store.close_study(sid, wrong)
+    assert store.get_study(sid)["closed"] is False
+    # The owner key opens everything, in a new store object too (another session).
+    owner = StudyStore(store.runs_dir)
+    assert owner.is_owner(sid, key) and owner.results(sid, key)["pooled"]["n"] == 4
+    assert len(owner.export_csv(sid, key).strip().splitlines()) == 5
+    # The server's passphrase opens every study; an empty one opens none.
+    monkeypatch.setenv(OWNER_ENV, "")
+    assert store.is_owner(sid, "") is False
+    monkeypatch.setenv(OWNER_ENV, "correct horse battery")
+    assert store.is_owner(sid, "correct horse battery") and store.is_owner(other["study_id"], "correct horse battery")
+    assert store.close_study(other["study_id"], "correct horse battery") is True
+    monkeypatch.delenv(OWNER_ENV)
+    assert store.is_owner(sid, "correct horse battery") is False
+    # Closing: owner only, once; a closed study takes no answers.
+    assert store.close_study(sid, key) is True and store.close_study(sid, key) is False
+    assert store.get_study(sid)["closed"] is True
     with pytest.raises(UserError, match="closed"):
         store.record_answer(sid, "Bob", store.next_item(sid, "Bob")["item_id"], "real", 2)
-    assert len(store.answers(sid)) == 5
+    assert len(store.answers(sid)) == 4
+
+
+def test_the_study_seed_is_secret_and_never_a_view_seed(store, run_copy, monkeypatch):
+    a = store.create_study(run_copy, "single", n_items=6, real_share=0.5)
+    b = store.create_study(run_copy, "single", n_items=6, real_share=0.5)
+    with sqlite3.connect(store.path) as con:
+        seeds = [con.execute("SELECT seed FROM studies WHERE study_id = ?", (s["study_id"],)).fetchone()[0]
+                 for s in (a, b)]
+    assert seeds[0] != seeds[1] and min(seeds) >= VIEW_SEEDS
+    # The views' samples (Side by side, the PNG grid and NIfTI exports: seed 0) are none of the study's.
+    from core.training.runs import RunData
+
+    shown = np.asarray(RunData.open(run_copy).load_model().sample(16, seed=0))[..., 0]
+    truths = _truths(store, a["study_id"])
+    synthetic = store.study_images(a["study_id"])["images"][[t == "synthetic" for t in truths]]
+    distance = np.abs(synthetic[:, None] - shown[None]).max(axis=(2, 3))
+    assert len(synthetic) == 3 and distance.min() > 1e-4
+    # A draw among the views' seeds is thrown away and drawn again.
+    draws = iter([0, 999, 5, 1000, 7])
+    monkeypatch.setattr(study_module.secrets, "randbits", lambda bits: next(draws))
+    assert study_module._secret_seed() == 1000
+
+
+@pytest.fixture(scope="module")
+def four_subject_run(run_copy, tmp_path_factory):
+    """``run_copy``'s model on a dataset of the same size whose test split has 4 subjects of 8 slices."""
+    import json
+
+    from helpers import make_tiny_dataset
+
+    base = tmp_path_factory.mktemp("four")
+    dataset = make_tiny_dataset(base / "ds", per_split=(48, 8, 32))
+    run = Path(shutil.copytree(run_copy, base / "runs" / "vae-four"))
+    config = json.loads((run / "config.json").read_text())
+    config["dataset"]["path"] = str(dataset)
+    (run / "config.json").write_text(json.dumps(config))
+    return run
+
+
+def test_real_images_come_from_subjects_the_open_study_reserves(four_subject_run, tmp_path):
+    from core.training.runs import RunData
+
+    store = StudyStore(tmp_path / "runs")
+    split = RunData.open(four_subject_run).split("test")
+    assert sorted(set(split.subjects)) == ["S008", "S009", "S010", "S011"]
+    assert store.reserved_subjects() == set()  # no database yet: nothing reserved, nothing created
+    single = store.create_study(four_subject_run, "single", n_items=8, real_share=0.5)
+    reserved = store.reserved_subjects()
+    assert len(reserved) == 2  # half the test subjects: 4 slices need no more
+    truths = _truths(store, single["study_id"])
+    images = store.study_images(single["study_id"])["images"]
+    for image, truth in zip(images, truths):
+        hits = [s for s, real in zip(split.subjects, split.images) if np.array_equal(real, image)]
+        assert bool(hits) == (truth == "real") and set(hits) <= reserved
+    # A study that needs more slices than half the subjects have reserves more.
+    pairs = store.create_study(four_subject_run, "2afc", n_items=20)
+    with sqlite3.connect(store.path) as con:
+        of_pairs = {r[0] for r in con.execute("SELECT subject FROM reserved WHERE study_id = ?",
+                                              (pairs["study_id"],))}
+    assert len(of_pairs) == 3 and store.reserved_subjects() == reserved | of_pairs
+    # Nothing a page gets from the store names them; closing frees them.
+    for shown in (single, pairs, store.get_study(single["study_id"]), *store.list_studies()):
+        assert not any(s in str(shown) for s in split.subjects)
+    store.close_study(pairs["study_id"], pairs["owner_key"])
+    assert store.reserved_subjects() == reserved
+    store.close_study(single["study_id"], single["owner_key"])
+    assert store.reserved_subjects() == set()
 
 
 def test_pooled_results_carry_the_crossed_bootstrap(store, run_copy):
-    study = store.create_study(run_copy, "single", n_items=8, real_share=0.5, seed=6)
-    sid = study["study_id"]
+    study = store.create_study(run_copy, "single", n_items=8, real_share=0.5)
+    sid, key = study["study_id"], study["owner_key"]
     for name in ("Ann", "Bob", "Cleo"):
         for item in store.order(sid, name):  # the same answers from everyone: fully correlated readers
             store.record_answer(sid, name, item, "real" if item % 3 else "synthetic", 2)
-    pooled = store.results(sid)["pooled"]
+    pooled = store.results(sid, key)["pooled"]
     lo, hi = pooled["accuracy_ci95_bootstrap"]
     w_lo, w_hi = pooled["accuracy_ci95"]
     assert pooled["n"] == 24 and hi - lo > w_hi - w_lo
     assert "bootstrap" in pooled["verdict"]
-    assert store.results(sid)["pooled"]["accuracy_ci95_bootstrap"] == [lo, hi]  # seeded by the study
+    assert store.results(sid, key)["pooled"]["accuracy_ci95_bootstrap"] == [lo, hi]  # seeded by the study
 
 
-def test_a_database_from_before_blinding_keys_is_migrated(tmp_path):
-    # The schema of the first release: no token, no closed column.
+def test_a_database_from_before_blinding_keys_is_migrated(tmp_path, run_copy, monkeypatch):
+    # The schema of the first release: no token, no closed column, no owner key, no reserved subjects.
     root = tmp_path / ".reader_study"
     root.mkdir()
     with sqlite3.connect(root / "answers.sqlite") as con:
@@ -260,11 +363,23 @@ def test_a_database_from_before_blinding_keys_is_migrated(tmp_path):
             INSERT INTO studies VALUES ('old-single-abc', 'old', '/nowhere', 'single', 2, 0.5, 0, 1, 32, 'then');
             INSERT INTO items VALUES ('old-single-abc', 0, 'real', 'test:0'), ('old-single-abc', 1, 'synthetic', 'sample:0');
         """)
+        # A second old study on a run that still exists: its real slice's subject gets reserved.
+        con.execute("INSERT INTO studies VALUES ('old-here', 'vae-tiny', ?, 'single', 2, 0.5, 0, 1, 32, 'then')",
+                    (str(run_copy),))
+        con.execute("INSERT INTO items VALUES ('old-here', 0, 'synthetic', 'sample:0'), ('old-here', 1, 'real', 'test:3')")
     store = StudyStore(tmp_path)
-    [old] = store.list_studies()
-    assert old["study_id"] == "old-single-abc" and old["closed"] is False
+    old = {s["study_id"]: s for s in store.list_studies()}["old-single-abc"]
+    assert old["closed"] is False
     key = store.item_key("old-single-abc", "Ann", 0)
     assert key == StudyStore(tmp_path).item_key("old-single-abc", "Ann", 0)  # the token was stored once
     assert store.record_answer("old-single-abc", "Ann", 1, "real", 2) is True
-    assert store.close_study("old-single-abc") is True
-    assert store.results_visible("old-single-abc", None)
+    assert store.reserved_subjects() == {"S008"}  # the tiny dataset's one test subject
+    # No owner key was ever made for them: only the server's passphrase opens and closes them.
+    monkeypatch.delenv(OWNER_ENV, raising=False)
+    assert not store.is_owner("old-single-abc", "Ann")
+    with pytest.raises(UserError, match="only the owner"):
+        store.close_study("old-single-abc", "Ann")
+    monkeypatch.setenv(OWNER_ENV, "the server's passphrase")
+    assert store.close_study("old-single-abc", "the server's passphrase") is True
+    assert store.results("old-single-abc", "the server's passphrase")["pooled"]["n"] == 1
+    assert store.close_study("old-here", "the server's passphrase") is True and store.reserved_subjects() == set()
