@@ -25,7 +25,8 @@ view = st.radio("View", ["Side by side", "Reader study", "Study results", "Metri
 try:
     if view == "Reader study":
         st.caption("Blinded: images come in your own random order, with neutral captions and no answer shown. "
-                   "Each answer is saved at once; close the tab and come back with the same name to resume.")
+                   "Each answer is saved at once; close the tab and come back with the same name to resume. "
+                   "Results go to the study's owner only.")
         study_id = review.study_setup(store, run_dirs)
         if study_id:
             review.study_item(store, study_id, st.session_state[review.REVIEWER].strip(), zoom=5)
@@ -39,7 +40,7 @@ try:
         if view == "Side by side":
             level, width, zoom = review.window_controls()
             st.subheader("Test subjects: real | reconstruction | residual")
-            review.side_by_side(run_dir, level, width, zoom)
+            review.side_by_side(run_dir, level, width, zoom, hidden=store.reserved_subjects())
             st.subheader("Synthetic samples beside their nearest training slice")
             review.nearest_grid(run_dir, level, width, zoom)
         else:
@@ -67,6 +68,7 @@ try:
             review.evaluate_button(run_dir)
             st.subheader("Export")
             try:
+                # Seed 0, a views' seed: no reader study samples with one (core.evaluation.study.VIEW_SEEDS).
                 samples, *_ = review.samples_with_neighbours(run_dir, 16, 0)
             except UserError as exc:
                 samples = None
@@ -77,9 +79,8 @@ try:
                                    "image/png", key="review_png")
                 c2.download_button("Samples stack (NIfTI)", nifti_bytes(samples, f"latentbrain {run} samples seed 0"),
                                    f"{run}-samples.nii.gz", "application/gzip", key="review_nifti")
-            # Only closed studies: an open study's figures would tell a reader mid-study how they do.
-            studies = [store.results(s["study_id"]) for s in store.list_studies()
-                       if s["run"] == run and s.get("closed")]
+            # Closed studies whose owner key this tab holds: study results belong to their owner.
+            studies = review.owned_closed_results(store, run)
             c3.download_button("Run report (HTML, offline)", html_report(run_dir, evaluation, samples, studies),
                                f"{run}-report.html", "text/html", key="review_html")
 except UserError as exc:

@@ -28,6 +28,7 @@ RESULTS_STUDY = "review_results_study"
 NAME_KEPT = "review_reviewer_kept"
 STUDY_KEPT = "review_study_kept"
 EVAL_MESSAGE = "review_eval_message"
+OWNER_KEYS = "review_owner_keys"  # {study id: owner key} this tab has entered and that opened the study
 
 
 def has_model(run_dir) -> bool:
@@ -132,12 +133,28 @@ def window_controls() -> tuple[float, float, int]:
 
 
 # ---------------------------------------------------------------------------- side by side
-def side_by_side(run_dir: str, level: float, width: float, zoom: int) -> None:
-    """Chosen test slices as real | reconstruction | residual heat map with a colour bar."""
+def side_by_side(run_dir: str, level: float, width: float, zoom: int, hidden: set[str] = frozenset()) -> None:
+    """Chosen test slices as real | reconstruction | residual heat map with a colour bar.
+
+    ``hidden``: test subjects an open reader study reserves
+    (:meth:`~core.evaluation.study.StudyStore.reserved_subjects`): the study's real images are
+    their slices, so they are left out here, with only their number said.
+    """
     from core.viz.review import colorbar_png
 
     test = context(run_dir)["test"]
-    subjects = list(dict.fromkeys(test["subjects"]))
+    every = list(dict.fromkeys(test["subjects"]))
+    subjects = [s for s in every if s not in hidden]
+    if len(subjects) < len(every):
+        n = len(every) - len(subjects)
+        st.caption(f"{n} of {len(every)} test subjects {'is' if n == 1 else 'are'} hidden: an open reader study "
+                   "reserves them (its real images are their slices). They show again when the study is closed.")
+    if not subjects:
+        st.info("Every test subject of this run is reserved by an open reader study, so none is shown here.")
+        return
+    if st.session_state.get(SUBJECT) not in subjects:
+        st.session_state.pop(SUBJECT, None)  # e.g. a subject a study reserved since it was chosen
+        st.session_state.pop(SLICES, None)
     subject = st.selectbox("Test subject", subjects, key=SUBJECT,
                            format_func=lambda s: f"{s} ({test['sites'][test['subjects'].index(s)]})")
     rows = [i for i, s in enumerate(test["subjects"]) if s == subject]
@@ -168,7 +185,11 @@ def side_by_side(run_dir: str, level: float, width: float, zoom: int) -> None:
 
 
 def nearest_grid(run_dir: str, level: float, width: float, zoom: int, n: int = 8, seed: int = 0) -> None:
-    """Synthetic samples, each beside its nearest real training slice and their distance."""
+    """Synthetic samples, each beside its nearest real training slice and their distance.
+
+    ``seed`` stays below :data:`core.evaluation.study.VIEW_SEEDS`: a reader study never samples
+    with such a seed, so these tiles are never one of its synthetic images.
+    """
     try:
         samples, neighbours, distance, threshold = samples_with_neighbours(run_dir, n, seed)
     except UserError as exc:
@@ -257,27 +278,29 @@ def study_setup(store, run_dirs: dict[str, str]) -> str | None:
     st.session_state[NAME_KEPT] = name
     studies = store.list_studies()
     with st.expander("Set up a new study", expanded=not studies):
+        st.caption("A study draws its images with a secret seed of its own and takes its real slices from test "
+                   "subjects it reserves: while it is open, no page shows those subjects. You get an owner key: "
+                   "it alone opens the results, the answers file and closing the study.")
         with st.form("review_new_study", border=False):
             c1, c2 = st.columns(2)
             run = c1.selectbox("Run", list(run_dirs), key="review_study_run")
             mode = c2.radio("Mode", ["single", "2afc"], horizontal=True, key="review_study_mode",
                             format_func={"single": "Single image: real or synthetic?",
                                          "2afc": "Two images: which one is real?"}.get)
-            c3, c4, c5 = st.columns(3)
+            c3, c4 = st.columns(2)
             count = c3.number_input("Images (pairs in 2AFC)", 2, 1000, 20, key="review_study_count")
             share = c4.slider("Real share (single mode)", 0.0, 1.0, 0.5, 0.05, key="review_study_share")
-            seed = c5.number_input("Seed", 0, 2**31 - 1, 0, key="review_study_seed")
             created = st.form_submit_button("Create study")
         if created:
             try:
                 with st.spinner("Drawing the study's images…"):
-                    study = store.create_study(run_dirs[run], mode, int(count), float(share), int(seed),
+                    study = store.create_study(run_dirs[run], mode, int(count), float(share),
                                                model=model(run_dirs[run]))
             except UserError as exc:
                 st.error(str(exc))
             else:
                 st.session_state[STUDY] = study["study_id"]
-                st.success(f"Study {study['study_id']} created.")
+                show_owner_key(study)
                 studies = store.list_studies()
     if not studies:
         st.info("No study yet: set one up above.")
@@ -286,7 +309,8 @@ def study_setup(store, run_dirs: dict[str, str]) -> str | None:
     if st.session_state.get(STUDY) not in ids:
         kept = st.session_state.get(STUDY_KEPT)
         st.session_state[STUDY] = kept if kept in ids else ids[0]
-    labels = {s["study_id"]: f"{s['study_id']} · {s['mode']} · {s['n_items']} images · {s['n_answers']} answers"
+    # Mode and size only: how many answers others gave is the owner's business, not a reader's.
+    labels = {s["study_id"]: f"{s['study_id']} · {s['mode']} · {s['n_items']} images"
                              + (" · closed" if s["closed"] else "") for s in studies}
     study_id = st.selectbox("Study", ids, key=STUDY, format_func=labels.get)
     st.session_state[STUDY_KEPT] = study_id
@@ -301,6 +325,18 @@ def study_setup(store, run_dirs: dict[str, str]) -> str | None:
     return study_id
 
 
+def show_owner_key(study: dict) -> None:
+    """The new study's owner key, shown in this one run only: nothing keeps it (the store has its hash).
+
+    Not remembered in the session either: the tab that created a study is often the one handed
+    to the readers.
+    """
+    st.success(f"Study {study['study_id']} created.")
+    st.warning("**Owner key** of this study, shown only this once: copy it now and keep it from the readers. "
+               "It opens the results, the answers file and closing the study (under **Study results**).")
+    st.code(study["owner_key"], language=None)
+
+
 def study_keys(store, study_id: str, reviewer: str, item_id: int) -> dict[str, str]:
     """Widget and form keys of one item as one reviewer sees it: ``{answer, confidence, form}``.
 
@@ -313,18 +349,11 @@ def study_keys(store, study_id: str, reviewer: str, item_id: int) -> dict[str, s
             "form": f"review_form_{token}"}
 
 
-def blind_png(image: np.ndarray, zoom: int) -> bytes:
-    """A study image as an *uncompressed* PNG: its byte size depends only on its pixel count.
+def blind_png(image: np.ndarray, zoom: int, salt: str = "") -> bytes:
+    """A study image as an uncompressed PNG of one size, salted per reviewer (:func:`core.viz.review.study_png`)."""
+    from core.viz.review import study_png
 
-    A compressed PNG of a blurry synthetic slice is smaller than one of a sharp real slice, and
-    a reader can see the size in the browser's network panel; stored uncompressed, every image
-    of a study has the same size.
-    """
-    from core.viz.images import apply_window, png_bytes
-
-    pixels = apply_window(image, 0.5, 1.0)
-    zoom = max(1, int(zoom))
-    return png_bytes(pixels.repeat(zoom, axis=0).repeat(zoom, axis=1), compress_level=0)
+    return study_png(image, zoom, salt)
 
 
 def study_item(store, study_id: str, reviewer: str, zoom: int) -> None:
@@ -332,13 +361,14 @@ def study_item(store, study_id: str, reviewer: str, zoom: int) -> None:
     _flash()
     study = store.get_study(study_id)
     if study["closed"]:
-        st.info(f"Study {study_id} is closed: it takes no more answers. Its results are under **Study results**.")
+        st.info(f"Study {study_id} is closed: it takes no more answers.")
         return
     if not study["run_exists"]:
         st.warning(f"Run {study['run']} was deleted; this study continues on its stored images.")
     item = store.next_item(study_id, reviewer)
     if item is None:
-        st.success(f"Done: you answered all {study['n_items']} items of this study. See **Study results**.")
+        st.success(f"Done: you answered all {study['n_items']} items of this study. Thank you: the results go to "
+                   "the study's owner.")
         return
     shown = st.session_state.get(SHOWN)
     if not shown or shown[:3] != (study_id, reviewer, item["item_id"]):
@@ -352,15 +382,18 @@ def study_item(store, study_id: str, reviewer: str, zoom: int) -> None:
     # again, which the store refuses (and we say so).  The item id stays on the server.
     keys = study_keys(store, study_id, reviewer, item_id)
     levels = {1: "1 guess", 2: "2", 3: "3", 4: "4 certain"}
-    # Neutral: uncompressed PNGs of one size (served under a content hash), captions that never
-    # name the truth, the source or the item id.
+    # Neutral: uncompressed PNGs of one size, salted per reviewer so each reviewer gets their own
+    # addresses (Streamlit serves them under a hash of their bytes), captions that never name the
+    # truth, the source or the item id.
     if study["mode"] == "single":
-        st.image(blind_png(images["images"][item_id], zoom), caption="Image", output_format="PNG")
+        png = blind_png(images["images"][item_id], zoom, store.image_salt(study_id, reviewer, item_id))
+        st.image(png, caption="Image", output_format="PNG")
         question, options, confidence_label = "This image is", ["real", "synthetic"], "Confidence"
     else:
         c1, c2 = st.columns(2)
-        c1.image(blind_png(images["left"][item_id], zoom), caption="Left", output_format="PNG")
-        c2.image(blind_png(images["right"][item_id], zoom), caption="Right", output_format="PNG")
+        for col, side in ((c1, "left"), (c2, "right")):
+            png = blind_png(images[side][item_id], zoom, store.image_salt(study_id, reviewer, item_id, side))
+            col.image(png, caption=side.capitalize(), output_format="PNG")
         question, options, confidence_label = "Which image is real?", ["left", "right"], "Confidence (optional)"
     with st.form(keys["form"], border=False):
         st.radio(question, options, index=None, horizontal=True, key=keys["answer"], format_func=str.capitalize)
@@ -400,23 +433,57 @@ def _current_reviewer() -> str | None:
         return None
 
 
-def close_study_control(store, study_id: str) -> None:
-    """A deliberate 'close study' action: no more answers, results open to everyone."""
+def owner_key(store, study_id: str) -> str | None:
+    """The owner key this tab has entered for ``study_id``, if it (still) opens the study."""
+    key = st.session_state.get(OWNER_KEYS, {}).get(study_id)
+    return key if key and store.is_owner(study_id, key) else None
+
+
+def owned_closed_results(store, run: str) -> list[dict]:
+    """Results of the closed studies of ``run`` whose owner key this tab holds (for the run report)."""
+    out = []
+    for study in store.list_studies():
+        if study["run"] == run and study["closed"]:
+            key = owner_key(store, study["study_id"])
+            if key:
+                out.append(store.results(study["study_id"], key))
+    return out
+
+
+def owner_unlock(store, study_id: str) -> None:
+    """A password box for the owner key (or the server's passphrase); a right one opens the study in this tab."""
+    from core.evaluation.study import OWNER_ENV
+
+    with st.form("review_owner_form", clear_on_submit=True, border=False):
+        key = st.text_input("Owner key", type="password", key="review_owner_key_input",
+                            help="Shown once when the study was created; the server's passphrase "
+                                 f"({OWNER_ENV}) opens every study.")
+        opened = st.form_submit_button("Open results")
+    if opened:
+        if store.is_owner(study_id, key.strip()):
+            st.session_state.setdefault(OWNER_KEYS, {})[study_id] = key.strip()
+            st.rerun()
+        st.error(f"That is not the owner key of study {study_id}.")
+
+
+def close_study_control(store, study_id: str, key: str) -> None:
+    """The owner's deliberate 'close study' action: no more answers, its reserved subjects show again."""
     with st.expander("Close this study"):
-        st.caption("Closing ends the study for every reader: no more answers are taken, and truth, statistics "
-                   "and the answers file become visible to anyone who opens this page.")
+        st.caption("Closing ends the study for every reader: no more answers are taken, and the test subjects it "
+                   "reserved show again on the other views.")
         sure = st.checkbox("Yes, close it for everyone", key="review_close_sure")
         if st.button("Close study", key="review_close", disabled=not sure):
-            store.close_study(study_id)
+            store.close_study(study_id, key)
             st.session_state.pop("review_close_sure", None)
             st.rerun()
 
 
 def results_panel(store) -> None:
-    """Per-reviewer and pooled statistics, verdict, confusion matrix, ROC, agreement, CSV export.
+    """The owner's view of a study: statistics, verdict, confusion matrix, ROC, agreement, CSV, closing.
 
-    Shown only to a reader who has answered the whole study, or to anyone once it is closed: a
-    reader halfway through must not learn how they (or others) are doing, nor download the truth.
+    Everyone else (a reader, finished or not) sees only their own progress: the truth, the
+    statistics and the answers file would unblind the images to anyone who could reach them,
+    and a reader who has finished can still tell others.
     """
     import pandas as pd
     import plotly.graph_objects as go
@@ -431,20 +498,26 @@ def results_panel(store) -> None:
         st.session_state[RESULTS_STUDY] = st.session_state[STUDY_KEPT]  # open on the study being answered
     study_id = st.selectbox("Study", ids, key=RESULTS_STUDY,
                             format_func=lambda i: f"{i} · closed" if closed[i] else f"{i} · open")
-    reviewer = _current_reviewer()
-    if not store.results_visible(study_id, reviewer):
-        who = f"you ({reviewer}) have" if reviewer else "you have"
-        st.info(f"The results of study {study_id} are hidden while it is open and until {who} answered all of "
-                "its items: truth, statistics and the answers file would unblind the images still to come. "
-                "Finish it under **Reader study** (with your name entered there), or close the study below.")
-        close_study_control(store, study_id)
+    key = owner_key(store, study_id)
+    if not key:
+        reviewer = _current_reviewer()
+        if reviewer:
+            mine = store.progress(study_id, reviewer)
+            st.markdown(f"**Your progress** ({reviewer}): {mine['answered']} of {mine['total']} images answered.")
+        st.info(f"The results of study {study_id} (truth, statistics, the answers file) and closing it belong to "
+                "its owner: enter the owner key shown when the study was created.")
+        owner_unlock(store, study_id)
         return
-    result = store.results(study_id)
+    if st.button("Lock the results in this tab", key="review_owner_lock",
+                 help="Forget the owner key here, e.g. before handing this browser to a reader."):
+        st.session_state.get(OWNER_KEYS, {}).pop(study_id, None)
+        st.rerun()
+    result = store.results(study_id, key)
     pooled, study = result["pooled"], result["study"]
     if pooled["n"] == 0:
         st.info("No answers yet in this study.")
         if not study["closed"]:
-            close_study_control(store, study_id)
+            close_study_control(store, study_id, key)
         return
     st.markdown(f"**Verdict.** {pooled['verdict']}")
     rows = []
@@ -492,7 +565,7 @@ def results_panel(store) -> None:
                             format_func=lambda h: f"±{h:.0%}")
     c1.markdown(f"About **{answers_needed(half, 0.5)} answers** give a 95 % interval of ±{half:.0%} at 50 % "
                 f"accuracy (this study has {pooled['n']}).")
-    st.download_button("Download answers (CSV)", store.export_csv(study_id), file_name=f"{study_id}.csv",
+    st.download_button("Download answers (CSV)", store.export_csv(study_id, key), file_name=f"{study_id}.csv",
                        mime="text/csv", key="review_csv")
     if not study["closed"]:
-        close_study_control(store, study_id)
+        close_study_control(store, study_id, key)

@@ -1,4 +1,5 @@
-"""AppTest for the Review page: side by side, a blinded study (both modes), results, evaluate, bad input."""
+"""AppTest for the Review page: side by side, a blinded study (both modes), results for the owner only,
+subjects a study reserves, evaluate, bad input."""
 
 from __future__ import annotations
 
@@ -96,6 +97,10 @@ def test_blinded_study_answers_once_and_resumes(env, mode):
     assert not at.exception, at.exception
     study_id = at.session_state["review_study"]
     assert mode in study_id
+    # The owner key is shown in this run only, and it is the study's real key.
+    [shown_key] = [c.value for c in at.code]
+    assert StudyStore(env).is_owner(study_id, shown_key) and not StudyStore(env).is_owner(study_id, "Dr Ann")
+    assert "review_reviewer" in repr(at.session_state) and shown_key not in repr(at.session_state)  # not kept
     captions = json.dumps([str(getattr(i, "proto", "")) for i in at.get("image")])
     assert "real" not in captions.lower() and "synthetic" not in captions.lower()
 
@@ -120,50 +125,115 @@ def test_blinded_study_answers_once_and_resumes(env, mode):
     again = _reader(study_id, "Dr Ann")
     assert any("Item 2 of 4" in str(p.proto) for p in again.get("progress"))
     assert again.session_state["review_shown"][2] != item
+    assert not at.code and not again.code  # the owner key is gone after the run that created the study
 
 
-def test_results_stay_hidden_until_the_reader_finishes_or_the_study_closes(env):
-    from core.evaluation.study import StudyStore
+def _results_for(at, study_id):
+    at.radio(key="review_view").set_value("Study results").run()
+    at.selectbox(key="review_results_study").set_value(study_id).run()
+    assert not at.exception, at.exception
+    return at
 
+
+def _enter_key(at, key):
+    at.text_input(key="review_owner_key_input").set_value(key)
+    _click(at, "Open results")
+    assert not at.exception, at.exception
+
+
+def _shows_results(at) -> bool:
+    return any("Verdict" in m.value for m in at.markdown) or bool(at.dataframe) or bool(at.get("download_button"))
+
+
+def test_results_csv_and_closing_open_to_the_owner_key_only(env, monkeypatch):
+    from core.evaluation.study import OWNER_ENV, StudyStore
+
+    monkeypatch.delenv(OWNER_ENV, raising=False)
     store = StudyStore(env)
-    study_id = store.create_study(env / "vae-tiny", "single", n_items=3, real_share=0.5, seed=9)["study_id"]
+    study = store.create_study(env / "vae-tiny", "single", n_items=3, real_share=0.5)
+    study_id, key = study["study_id"], study["owner_key"]
     ann = _reader(study_id, "Ann")
     _answer(ann, "single", "real")
-
-    def results_for(at):
-        at.radio(key="review_view").set_value("Study results").run()
-        at.selectbox(key="review_results_study").set_value(study_id).run()
-        assert not at.exception, at.exception
-        return at
-
-    # Halfway: no verdict, no table, no CSV of the truth; the page says why.
-    results_for(ann)
-    assert any("hidden while it is open" in i.value for i in ann.info)
-    assert not ann.dataframe and not ann.get("download_button")
-    assert not any("Verdict" in m.value for m in ann.markdown)
-    # Finished: this reader sees everything, with both pooled intervals.
+    # Halfway: her own progress, nothing else; no close button for a reader.
+    _results_for(ann, study_id)
+    assert any("belong to its owner" in i.value for i in ann.info)
+    assert any("1 of 3 images answered" in m.value for m in ann.markdown)
+    assert not _shows_results(ann) and not [b for b in ann.button if b.label == "Close study"]
+    # Finished: still nothing, and neither her name nor a guess opens it.
     ann.radio(key="review_view").set_value("Reader study").run()
     for _ in range(2):
         _answer(ann, "single", "synthetic")
-    assert any("Done: you answered all 3" in x.value for x in ann.success)
-    results_for(ann)
-    assert any("Verdict" in m.value for m in ann.markdown) and len(ann.get("download_button")) == 1
-    table = ann.dataframe[0].value
+    assert any("Done: you answered all 3" in x.value and "owner" in x.value for x in ann.success)
+    _results_for(ann, study_id)
+    assert any("3 of 3 images answered" in m.value for m in ann.markdown) and not _shows_results(ann)
+    for wrong in ("Ann", "x", key[:-1]):
+        _enter_key(ann, wrong)
+        assert any("not the owner key" in e.value for e in ann.error) and not _shows_results(ann)
+    # Another reader sees only their own progress (none), not Ann's.
+    bob = _results_for(_reader(study_id, "Bob"), study_id)
+    assert any("0 of 3 images answered" in m.value for m in bob.markdown) and not _shows_results(bob)
+    # The owner key opens the verdict, both pooled intervals, the CSV and closing, in this tab only.
+    owner = _results_for(_page(), study_id)
+    _enter_key(owner, key)
+    assert any("Verdict" in m.value for m in owner.markdown) and len(owner.get("download_button")) == 1
+    table = owner.dataframe[0].value
     assert "95 % CI (readers × images bootstrap)" in table.columns and "95 % CI (Wilson)" in table.columns
-    # Another reader who has not finished still sees nothing, until someone closes the study.
-    bob = _reader(study_id, "Bob")
-    results_for(bob)
-    assert any("hidden" in i.value for i in bob.info) and not bob.dataframe
-    close = next(b for b in bob.button if b.label == "Close study")
+    assert not _shows_results(_results_for(_page(), study_id))  # a new tab has to enter the key again
+    close = next(b for b in owner.button if b.label == "Close study")
     assert close.disabled  # closing is deliberate: the checkbox first
-    bob.checkbox(key="review_close_sure").check().run()
-    _click(bob, "Close study")
-    assert not bob.exception, bob.exception
+    owner.checkbox(key="review_close_sure").check().run()
+    _click(owner, "Close study")
+    assert not owner.exception, owner.exception
     assert store.get_study(study_id)["closed"] is True
-    assert any("Verdict" in m.value for m in bob.markdown) and bob.dataframe
-    # A closed study takes no more answers.
+    assert any("Verdict" in m.value for m in owner.markdown)
+    # Lock: the owner's tab forgets the key (before it is handed to a reader).
+    _click(owner, "Lock the results in this tab")
+    assert not _shows_results(owner)
+    # A closed study takes no more answers, and its results stay the owner's.
     bob.radio(key="review_view").set_value("Reader study").run()
     assert any("is closed" in i.value for i in bob.info) and not [r for r in bob.radio if r.label == "This image is"]
+    assert not _shows_results(_results_for(bob, study_id))
+    # The server's passphrase opens any study.
+    monkeypatch.setenv(OWNER_ENV, "server passphrase")
+    _enter_key(bob, "server passphrase")
+    assert any("Verdict" in m.value for m in bob.markdown)
+
+
+def test_side_by_side_hides_the_subjects_an_open_study_reserves(env, monkeypatch):
+    from core.evaluation.study import OWNER_ENV, StudyStore
+
+    monkeypatch.setenv(OWNER_ENV, "server passphrase")
+    store = StudyStore(env)
+    for s in store.list_studies():  # studies left open by the tests above
+        store.close_study(s["study_id"], "server passphrase")
+    study = store.create_study(env / "vae-tiny", "single", n_items=4, real_share=0.5)
+    assert store.reserved_subjects() == {"S008"}  # the tiny dataset's one test subject
+    at = _page()
+    assert not at.exception, at.exception
+    assert any("1 of 1 test subjects is hidden" in c.value for c in at.caption)
+    assert any("Every test subject of this run is reserved" in i.value for i in at.info)
+    assert not any("Real (test subject)" in m.value for m in at.markdown)
+    assert not [s for s in at.selectbox if s.label == "Test subject"]
+    assert "S008" not in str([c.value for c in at.caption] + [i.value for i in at.info])  # never named
+    store.close_study(study["study_id"], study["owner_key"])
+    at.run()
+    assert any("Real (test subject)" in m.value for m in at.markdown)
+    assert at.selectbox(key="review_subject").value == "S008"
+
+
+def test_study_images_are_salted_per_reviewer_not_in_their_pixels():
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from ui.review import blind_png
+
+    image = np.random.default_rng(0).random((32, 32)).astype(np.float32)
+    ann, bob = blind_png(image, 5, "a" * 32), blind_png(image, 5, "b" * 32)
+    assert ann != bob and len(ann) == len(bob)  # other bytes (so another address), one size
+    pixels = [np.asarray(Image.open(io.BytesIO(png))) for png in (ann, bob, blind_png(image, 5))]
+    assert all(np.array_equal(pixels[0], p) for p in pixels[1:]) and pixels[0].shape == (160, 160)
 
 
 def test_odd_reviewer_name_is_refused_and_results_show_the_verdict(env):

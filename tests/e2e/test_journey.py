@@ -377,6 +377,7 @@ def _journey(page, source, url, runs_dir, run_name, tmp_path, mark):
     _main(page).get_by_role("button", name="Create study").click()
     page.get_by_text(re.compile(r"Study .+ created\.")).wait_for(timeout=SLOW)
     wait_idle(page, SLOW)
+    owner_key = _main(page).locator('[data-testid="stCode"] code').first.inner_text().strip()  # shown this once
     for step in range(STUDY_ITEMS):
         page.get_by_text(f"Item {step + 1} of {STUDY_ITEMS}").wait_for(timeout=SLOW)
         _images_present(page, 1, f"study item {step + 1}")
@@ -389,6 +390,9 @@ def _journey(page, source, url, runs_dir, run_name, tmp_path, mark):
     page.get_by_text(f"Done: you answered all {STUDY_ITEMS}").wait_for()
     _assert_no_errors(page, "Review study")
     _radio(page, "Side by side", "Study results")
+    page.get_by_label("Owner key", exact=True).fill(owner_key)  # results belong to the study's owner
+    _main(page).get_by_role("button", name="Open results").click()
+    wait_idle(page)
     page.get_by_text("Verdict.").wait_for()
     # the table is a canvas grid: its cells are in the DOM for screen readers, not visible
     page.get_by_text("All readers (pooled)").first.wait_for(state="attached")

@@ -62,7 +62,7 @@ def test_two_reviewers_complete_a_blinded_study_at_once(browser, app_url, review
     from core.evaluation.study import StudyStore
 
     store = StudyStore(app_env["LATENTBRAIN_RUNS"])
-    study = store.create_study(review_run, mode, n_items=4, real_share=0.5, seed=7)
+    study = store.create_study(review_run, mode, n_items=4, real_share=0.5)
     sid = study["study_id"]
     sessions = [_open_study(browser, app_url, name) for name in ("Ann", "Bob")]
     try:
@@ -80,7 +80,12 @@ def test_two_reviewers_complete_a_blinded_study_at_once(browser, app_url, review
         assert sorted((r["reviewer"], r["item_id"]) for r in rows) == sorted(
             (name, i) for name in ("Ann", "Bob") for i in range(4))
         page = sessions[0][1]
-        _view(page, "Study results")  # Ann has answered every item: her results are open to her
+        _view(page, "Study results")  # Ann has answered every item: she sees her progress, the owner the results
+        page.get_by_text("4 of 4 images answered").wait_for()
+        box = page.get_by_label("Owner key", exact=True)
+        box.fill(study["owner_key"])
+        page.get_by_role("button", name="Open results").click()
+        wait_idle(page)
         page.get_by_text("Verdict.").wait_for()
         # The results table is a canvas data grid: its cells exist in the DOM but are not "visible".
         page.get_by_text("All readers (pooled)").first.wait_for(state="attached")
@@ -89,6 +94,8 @@ def test_two_reviewers_complete_a_blinded_study_at_once(browser, app_url, review
     finally:
         for context, _ in sessions:
             context.close()
+        # Closed, so the study's reserved test subject shows again in Side by side below.
+        store.close_study(sid, study["owner_key"])
 
 
 def test_side_by_side_screenshot(app_url, page, review_run):
