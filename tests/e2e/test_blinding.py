@@ -1,9 +1,9 @@
 """Blinding of the reader study as a curious reader's browser sees it.
 
 A reader can open the inspector (every element, class, id, ``data-*`` and ARIA attribute,
-text) and the network panel (every image's bytes).  For a single-mode study this test goes
-through every item in headless Chromium, collects all of that from the page's main block,
-and only afterwards reads the truth of each item from the store.  Then
+text) and the network panel (every image's bytes).  For a single-mode study the first test
+goes through every item in headless Chromium, collects all of that from the page's main
+block, and only afterwards reads the truth of each item from the store.  Then
 :func:`core.evaluation.study_stats.find_separating_features` looks for anything that sorts
 real from synthetic items: a string, word or template found on one class only, a number
 inside a repeated template (an id numbered reals first), a count of elements, an image's byte
@@ -18,6 +18,20 @@ so their content is not a feature here.
 The same analysis must see the leak of the first version: on each item's real page the test
 adds the class ``st-key-review_answer_{id}`` that the old code wrote (ids numbered every real
 image first), collects again, and the audit has to flag it.
+
+Three more ways a reader could unblind a study, one test each:
+
+1. *the results*: a reader who answers every item (under any name) must get no truth, no
+   statistics, no answers file and no way to close the study; only the owner key opens them;
+   and the image addresses one reader sees must not be another reader's (Streamlit serves an
+   image under a hash of its bytes, so one reader's addresses would map everyone's images);
+2. *the real images*: Side by side must not offer a subject the open study draws its real
+   images from, nor show one of those images;
+3. *the samples*: Side by side's sample tiles, the samples grid PNG and the NIfTI download
+   must show none of the study's synthetic images.
+
+Routes 2 and 3 plant the old behaviour in the store (a study without reserved subjects; a
+study sampled with seed 0, as every study was) and require the same checks to see the leak.
 """
 
 from __future__ import annotations
@@ -28,6 +42,7 @@ import re
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from e2e.support import wait_idle
@@ -75,16 +90,37 @@ UNPLANT = """(oldId) => {
 
 @pytest.fixture(scope="module")
 def blinding_run(app_env, tmp_path_factory):
-    """A tiny finished VAE run inside the server's runs folder."""
+    """A tiny finished VAE run inside the server's runs folder; its test split has two subjects (S008, S009)
+    of 8 slices, so a study reserves one and Side by side still shows the other."""
     from helpers import make_tiny_dataset
 
     from core.training import runs, trainer
 
-    dataset = make_tiny_dataset(tmp_path_factory.mktemp("blinding_ds") / "ds")
+    dataset = make_tiny_dataset(tmp_path_factory.mktemp("blinding_ds") / "ds", per_split=(48, 8, 16))
     run_dir = runs.prepare_run(Path(app_env["LATENTBRAIN_RUNS"]) / "e2e-blinding-vae", dataset, "vae", "demo",
                                TINY_VAE)
     trainer.train_run(run_dir)
     return run_dir
+
+
+@pytest.fixture
+def store(app_env, blinding_run):
+    """The server's study store; every study a test opens (:func:`_study`) is closed after it, so the
+    subjects it reserves show again for the next test and the other browser tests (test_review's Side
+    by side shows the same tiny dataset's test subject)."""
+    from core.evaluation.study import StudyStore
+
+    store = StudyStore(app_env["LATENTBRAIN_RUNS"])
+    store.opened = []
+    yield store
+    for study in store.opened:
+        store.close_study(study["study_id"], study["owner_key"])
+
+
+def _study(store, *args, **kwargs) -> dict:
+    study = store.create_study(*args, **kwargs)
+    store.opened.append(study)
+    return study
 
 
 def _image_bytes(page, src: str) -> bytes:
@@ -131,12 +167,10 @@ def _answer(page, answer: str) -> None:
     wait_idle(page)
 
 
-def test_nothing_on_the_page_separates_real_from_synthetic(browser, app_url, app_env, blinding_run):
-    from core.evaluation.study import StudyStore
+def test_nothing_on_the_page_separates_real_from_synthetic(browser, app_url, store, blinding_run):
     from core.evaluation.study_stats import find_separating_features
 
-    store = StudyStore(app_env["LATENTBRAIN_RUNS"])
-    sid = store.create_study(blinding_run, "single", n_items=N_ITEMS, real_share=0.5, seed=11)["study_id"]
+    sid = _study(store, blinding_run, "single", n_items=N_ITEMS, real_share=0.5)["study_id"]
     # The first version's numbering, for the planted leak only: every real item first.  The clean
     # pages are collected without looking at the truth.
     with sqlite3.connect(store.path) as con:
@@ -188,3 +222,252 @@ def test_nothing_on_the_page_separates_real_from_synthetic(browser, app_url, app
     assert find_separating_features(_aligned_only(clean), truths) == []
     leaks = find_separating_features(_aligned_only(planted), truths)
     assert any("st-key-review_answer_#" in leak and "splits the classes" in leak for leak in leaks), leaks
+
+
+# ---------------------------------------------------------------------------- the three routes
+#: JS: the address of every image in the page's main block.
+IMAGE_SOURCES = """() => [...document.querySelectorAll('[data-testid="stMain"] img')].map(i => i.currentSrc || i.src)"""
+RUN = "e2e-blinding-vae"
+
+
+def _context(browser):
+    context = browser.new_context(viewport={"width": 1300, "height": 1500})
+    page = context.new_page()
+    page.set_default_timeout(240_000)  # a loaded 2-core CI machine reruns slowly
+    return context, page
+
+
+def _main(page):
+    return page.locator('[data-testid="stMain"]')
+
+
+def _view(page, name: str) -> None:
+    """Pick a view of the Review page (its radio is in the main area; the sidebar has its own)."""
+    _main(page).locator('[data-testid="stRadio"] label').filter(has_text=name).first.click()
+    wait_idle(page)
+
+
+def _open_review(page, url: str, view: str | None = None) -> None:
+    page.goto(f"{url}/review")
+    wait_idle(page)
+    if view:
+        _view(page, view)
+
+
+def _choose_run(page) -> None:
+    box = _main(page).locator('[data-testid="stSelectbox"]').filter(has_text="Run").first
+    if RUN not in box.inner_text():
+        box.click()
+        page.get_by_role("option", name=RUN, exact=True).click()
+        wait_idle(page)
+
+
+def _options(page, label: str) -> list[str]:
+    """The options of the main block's selectbox ``label`` (opened, read, closed)."""
+    box = _main(page).locator('[data-testid="stSelectbox"]').filter(has_text=label).first
+    box.click()
+    page.get_by_role("option").first.wait_for()
+    options = page.get_by_role("option").all_inner_texts()
+    page.keyboard.press("Escape")
+    return options
+
+
+def _grey_images(page) -> list[np.ndarray]:
+    """Every greyscale image of the main block, decoded (colour ones, the residual maps, are left out)."""
+    from PIL import Image
+
+    out = []
+    for src in page.evaluate(IMAGE_SOURCES):
+        with Image.open(io.BytesIO(_image_bytes(page, src))) as image:
+            if image.mode == "L":
+                out.append(np.asarray(image))
+    return out
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    """Two 8-bit renderings of one image: off by at most one level (rounding), in under 5 % of pixels.
+
+    The tiny model's samples look alike (unrelated ones differ by ~3 levels in half their pixels),
+    so a copy has to be this close."""
+    d = np.abs(a.astype(int) - b.astype(int))
+    return d.max() <= 1 and (d > 0).mean() < 0.05
+
+
+def _copies(shown, study_images) -> list[tuple[int, int]]:
+    return [(i, j) for i, a in enumerate(shown) for j, b in enumerate(study_images) if _same(a, b)]
+
+
+def _windowed(images) -> np.ndarray:
+    """The study images as the Review page's windowed PNGs hold them (level 0.5, width 1)."""
+    from core.viz.images import apply_window
+
+    return np.stack([apply_window(x, 0.5, 1.0) for x in images])
+
+
+def _items(store, study) -> list[tuple[str, str]]:
+    """(truth, source) per item id: the test's own look at the store, never the page's."""
+    with sqlite3.connect(store.path) as con:
+        return con.execute("SELECT truth, source FROM items WHERE study_id = ? ORDER BY item_id",
+                           (study["study_id"],)).fetchall()
+
+
+def test_a_reader_gets_no_results_and_no_other_readers_image_addresses(browser, app_url, store, blinding_run):
+    # Route 1: answer every item under a throwaway name, then read the truth off the results, the CSV
+    # or (through the shared image addresses) another reader's screen.  Only the owner key opens results.
+    study = _study(store, blinding_run, "single", n_items=3, real_share=0.5)
+    sid, n = study["study_id"], 3
+    addresses, sessions = {}, []
+    try:
+        for name in ("x", "Other Reader"):
+            context, page = _context(browser)
+            sessions.append(page)
+            _open_review(page, app_url, "Reader study")
+            box = page.get_by_role("textbox", name="Your name (reviewer)")
+            box.fill(name)
+            box.press("Enter")
+            wait_idle(page)
+            addresses[name] = {}
+            for step in range(n):  # the newest study, ours, is preselected
+                page.get_by_text(f"Item {step + 1} of {n}").wait_for()
+                [src] = page.evaluate(IMAGE_SOURCES)
+                addresses[name][store.next_item(sid, name)["item_id"]] = src
+                _answer(page, ("Real", "Synthetic")[step % 2])
+            page.get_by_text(f"Done: you answered all {n}").wait_for()
+        # x has answered everything: the old gate opened the truth to any name that had.
+        page = sessions[0]
+        _view(page, "Study results")
+        main = _main(page)
+        shown = {"verdict": main.get_by_text("Verdict.").count(),
+                 "results table": main.locator('[data-testid="stDataFrame"]').count(),
+                 "answers download": main.locator('[data-testid="stDownloadButton"]').count(),
+                 "close button": main.get_by_role("button", name="Close study").count()}
+        assert shown == dict.fromkeys(shown, 0), f"a reader who finished sees {shown}"
+        main.get_by_text(f"{n} of {n} images answered").wait_for()  # their own progress, nothing more
+        page.get_by_label("Owner key", exact=True).fill("x")  # a name is no key
+        main.get_by_role("button", name="Open results").click()
+        wait_idle(page)
+        main.get_by_text("not the owner key").wait_for()
+        assert main.get_by_text("Verdict.").count() == 0
+        # Each reader's copy of an item has its own address, and the addresses carry nothing.
+        mine, theirs = addresses["x"], addresses["Other Reader"]
+        assert sorted(mine) == sorted(theirs) == list(range(n))
+        assert not set(mine.values()) & set(theirs.values()), (mine, theirs)
+        for src in [*mine.values(), *theirs.values()]:
+            assert re.fullmatch(r"https?://[^/]+/media/[0-9a-f]+\.png", src), src
+        # The owner key, in a tab of its own, opens the results and the answers file.
+        context, page = _context(browser)
+        sessions.append(page)
+        _open_review(page, app_url, "Study results")
+        page.get_by_label("Owner key", exact=True).fill(study["owner_key"])
+        _main(page).get_by_role("button", name="Open results").click()
+        wait_idle(page)
+        _main(page).get_by_text("Verdict.").wait_for()
+        with page.expect_download() as download:
+            _main(page).get_by_role("button", name="Download answers (CSV)").click()
+        rows = Path(download.value.path()).read_text().strip().splitlines()
+        assert rows[0].startswith("study_id,reviewer,item_id,truth") and len(rows) == 1 + 2 * n
+    finally:
+        for page in sessions:
+            page.context.close()
+
+
+def _real_subjects(store, study, split) -> set[str]:
+    return {split.subjects[int(i)] for _, source in _items(store, study) for i in re.findall(r"test:(\d+)", source)}
+
+
+def _side_by_side(page, url: str, store, study) -> tuple[set[str], list]:
+    """(test subjects Side by side offers, its images that are one of the study's real images),
+    looking at every offered subject's default slices."""
+    reals = _windowed([image for image, (truth, _) in zip(store.study_images(study["study_id"])["images"],
+                                                          _items(store, study)) if truth == "real"])
+    _open_review(page, url)
+    _choose_run(page)
+    if _main(page).locator('[data-testid="stSelectbox"]').filter(has_text="Test subject").count() == 0:
+        return set(), []
+    options = _options(page, "Test subject")
+    copies = []
+    for option in options:
+        if option not in _main(page).locator('[data-testid="stSelectbox"]').filter(has_text="Test subject").inner_text():
+            _main(page).locator('[data-testid="stSelectbox"]').filter(has_text="Test subject").click()
+            page.get_by_role("option", name=option, exact=True).click()
+            wait_idle(page)
+        size = reals.shape[1]
+        shown = [x[:: x.shape[0] // size, :: x.shape[0] // size] for x in _grey_images(page)
+                 if x.shape[0] == x.shape[1] and x.shape[0] % size == 0]
+        copies += _copies(shown, reals)
+    return {o.split(" (")[0].strip() for o in options}, copies
+
+
+def test_side_by_side_shows_no_subject_an_open_study_draws_real_images_from(browser, app_url, store, blinding_run,
+                                                                             monkeypatch):
+    # Route 2: the study's real images are test slices, and Side by side showed every test subject's
+    # slices pixel for pixel.  An open study reserves its subjects; Side by side leaves them out.
+    from core.evaluation import study as study_module
+    from core.training.runs import RunData
+
+    split = RunData.open(blinding_run).split("test")
+    study = _study(store, blinding_run, "single", n_items=8, real_share=1.0)
+    context, page = _context(browser)
+    try:
+        offered, copies = _side_by_side(page, app_url, store, study)
+        drawn_from = _real_subjects(store, study, split)
+        assert not offered & drawn_from, f"Side by side offers {offered}, the study's reals come from {drawn_from}"
+        assert copies == [], f"Side by side shows study images {copies}"
+        assert len(offered) == 1 and len(set(split.subjects)) == 2  # the other subject is still there
+        _main(page).get_by_text("1 of 2 test subjects is hidden").wait_for()
+        # Planted: the old behaviour, a study that draws from any test subject and reserves none.
+        store.close_study(study["study_id"], study["owner_key"])
+        monkeypatch.setattr(study_module, "_reserve_subjects", lambda subjects, n_real, rng: set(subjects))
+        planted = _study(store, blinding_run, "single", n_items=16, real_share=1.0)
+        with sqlite3.connect(store.path) as con:
+            con.execute("DELETE FROM reserved WHERE study_id = ?", (planted["study_id"],))
+        offered, copies = _side_by_side(page, app_url, store, planted)
+        assert offered & _real_subjects(store, planted, split) and copies, "the planted leak went unseen"
+    finally:
+        context.close()
+
+
+def test_no_view_or_export_shows_a_study_sample(browser, app_url, store, blinding_run, monkeypatch, tmp_path):
+    # Route 3: a study sampled with seed 0, as Side by side's tiles, the samples grid and the NIfTI
+    # download do, showed its synthetic images there first.  A study's seed is secret, never a view's.
+    import nibabel as nib
+    from PIL import Image
+
+    from core.evaluation import study as study_module
+
+    study = _study(store, blinding_run, "single", n_items=6, real_share=0.0)  # all synthetic, nothing reserved
+    context, page = _context(browser)
+    try:
+        _open_review(page, app_url)
+        _choose_run(page)
+        page.get_by_text("Synthetic samples beside their nearest training slice").wait_for()
+        # Side by side's tiles: sample | 2 px gap | nearest training slice, at half the zoom.
+        tiles = [x[:: x.shape[0] // 32, :: x.shape[0] // 32][:, :32] for x in _grey_images(page)
+                 if x.shape[0] % 32 == 0 and x.shape[1] == 66 * (x.shape[0] // 32)]
+        _view(page, "Metrics & export")
+        downloads = {}
+        for label, name in (("Samples grid (PNG)", "grid.png"), ("Samples stack (NIfTI)", "stack.nii.gz")):
+            with page.expect_download() as download:
+                _main(page).get_by_role("button", name=label).click()
+            download.value.save_as(tmp_path / name)
+            downloads[name] = tmp_path / name
+    finally:
+        context.close()
+    grid = np.asarray(Image.open(downloads["grid.png"]))  # 4 columns, 2x, 2 px apart
+    grid_tiles = [grid[r * 66 : r * 66 + 64 : 2, c * 66 : c * 66 + 64 : 2] for r in range(4) for c in range(4)]
+    stack = np.asarray(nib.load(downloads["stack.nii.gz"]).get_fdata(), np.float32)
+    stack = stack.transpose(2, 1, 0)[:, ::-1, :]  # back to (n, rows, columns): core.evaluation.export
+    assert len(tiles) == 8 and len(grid_tiles) == 16 and stack.shape == (16, 32, 32)
+
+    def found(images) -> dict[str, int]:
+        rounded = (np.clip(images, 0, 1) * 255 + 0.5).astype(np.uint8)  # how the grid PNG rounds
+        return {"side by side": len({j for _, j in _copies(tiles, _windowed(images))}),
+                "grid PNG": len({j for _, j in _copies(grid_tiles, rounded)}),
+                "NIfTI": int((np.abs(images[:, None] - stack[None]).max(axis=(2, 3)) < 1e-4).any(axis=1).sum())}
+
+    shown = found(store.study_images(study["study_id"])["images"])
+    assert shown == dict.fromkeys(shown, 0), f"study samples shown by {shown}"
+    # Planted: the old behaviour, every study sampled with seed 0.  The same checks find all 6.
+    monkeypatch.setattr(study_module, "_secret_seed", lambda: 0)
+    planted = _study(store, blinding_run, "single", n_items=6, real_share=0.0)
+    assert found(store.study_images(planted["study_id"])["images"]) == dict.fromkeys(shown, 6)
