@@ -147,8 +147,11 @@ def side_by_side(run_dir: str, level: float, width: float, zoom: int, hidden: se
     subjects = [s for s in every if s not in hidden]
     if len(subjects) < len(every):
         n = len(every) - len(subjects)
-        st.caption(f"{n} of {len(every)} test subjects {'is' if n == 1 else 'are'} hidden: an open reader study "
-                   "reserves them (its real images are their slices). They show again when the study is closed.")
+        one = n == 1
+        it = "it" if one else "them"
+        st.caption(f"{n} of {len(every)} test subjects {'is' if one else 'are'} hidden: an open reader study "
+                   f"reserves {it} (its real images are slices of {it}). {'It shows' if one else 'They show'} "
+                   "again when the study is closed.")
     if not subjects:
         st.info("Every test subject of this run is reserved by an open reader study, so none is shown here.")
         return
