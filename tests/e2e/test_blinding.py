@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from e2e.support import wait_idle
+from e2e.support import screenshot, wait_idle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -337,12 +337,15 @@ def test_a_reader_gets_no_results_and_no_other_readers_image_addresses(browser, 
         page = sessions[0]
         _view(page, "Study results")
         main = _main(page)
+        # Once the view is drawn: the reader's progress (now), or the answers file (the old gate).
+        main.get_by_text("images answered").or_(main.locator('[data-testid="stDownloadButton"]')).first.wait_for()
         shown = {"verdict": main.get_by_text("Verdict.").count(),
                  "results table": main.locator('[data-testid="stDataFrame"]').count(),
                  "answers download": main.locator('[data-testid="stDownloadButton"]').count(),
-                 "close button": main.get_by_role("button", name="Close study").count()}
+                 "close control": main.locator('[data-testid="stExpander"]').filter(has_text="Close this study").count()}
         assert shown == dict.fromkeys(shown, 0), f"a reader who finished sees {shown}"
         main.get_by_text(f"{n} of {n} images answered").wait_for()  # their own progress, nothing more
+        screenshot(page, "study_results_reader.png")
         page.get_by_label("Owner key", exact=True).fill("x")  # a name is no key
         main.get_by_role("button", name="Open results").click()
         wait_idle(page)
@@ -415,6 +418,7 @@ def test_side_by_side_shows_no_subject_an_open_study_draws_real_images_from(brow
         assert copies == [], f"Side by side shows study images {copies}"
         assert len(offered) == 1 and len(set(split.subjects)) == 2  # the other subject is still there
         _main(page).get_by_text("1 of 2 test subjects is hidden").wait_for()
+        screenshot(page, "side_by_side_reserved.png")
         # Planted: the old behaviour, a study that draws from any test subject and reserves none.
         store.close_study(study["study_id"], study["owner_key"])
         monkeypatch.setattr(study_module, "_reserve_subjects", lambda subjects, n_real, rng: set(subjects))
