@@ -38,6 +38,9 @@ maps.warm_umap()  # compile UMAP's kernels in the background before anyone asks 
 kind = "VAE" if ex.model_type == "vae" else "VQ-VAE" + ("" if ex.can_sample else " (prior not trained)")
 st.caption(f"{kind} · {len(ex.enc)} slices of {ex.enc.meta['subject'].nunique()} subjects encoded in "
            f"{ex.enc.seconds:.1f} s · {ex.image_size} px")
+if ex.hidden_subjects:
+    st.caption(f"{ex.hidden_subjects} test subject(s) hidden: an open reader study reserves them (its real images "
+               "are their slices). They show again when the study is closed.")
 if not ex.can_sample:
     st.warning("This VQ-VAE's prior is not trained, so sampling is off; everything else works.")
 elif note := panel.prior_note(next(r for r in runs if str(r["path"]) == run_dir)):

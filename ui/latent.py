@@ -34,13 +34,22 @@ def runs_with_model() -> list[dict]:
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
-def _explorer(run_dir: str, stamp: tuple[int, int]):
-    from core.latent import Explorer, encode_run
+def _encoded(run_dir: str, stamp: tuple[int, int]):
+    from core.latent import encode_run
     from core.training.runs import RunData
 
     data = RunData.open(run_dir)
     model = data.load_model()
-    ex = Explorer(model, encode_run(data, model))
+    return model, encode_run(data, model)
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _explorer(run_dir: str, stamp: tuple[int, int], hidden: tuple[str, ...] = ()):
+    from core.latent import Explorer
+
+    model, encodings = _encoded(run_dir, stamp)
+    ex = Explorer(model, encodings.without_subjects(hidden))
+    ex.hidden_subjects = len(set(encodings.meta["subject"].astype(str)) & set(hidden))
     # what cached samples depend on: the model file and, for a VQ-VAE, the prior it samples with
     ex.sample_key = f"{ex.enc.fingerprint}|prior@{stamp[1]}"
     return ex
@@ -48,14 +57,19 @@ def _explorer(run_dir: str, stamp: tuple[int, int]):
 
 def explorer(run_dir: str):
     """The run's :class:`core.latent.Explorer`, cached per run folder and model stamp
-    (:attr:`core.training.runs.RunData.stamp`).
+    (:attr:`core.training.runs.RunData.stamp`), without the subjects an open reader study
+    reserves (:meth:`core.evaluation.study.StudyStore.reserved_subjects`; their number is in
+    ``hidden_subjects``): the study's real images are their slices.
 
     A VQ-VAE's prior is written after the model (once per prior epoch): it is part of the stamp,
-    so a prior that appears while the page is open turns sampling on."""
+    so a prior that appears while the page is open turns sampling on.  The encoding is cached
+    apart, so a study opened or closed only rebuilds the explorer."""
     with st.spinner("Loading the model and encoding every slice of its dataset (once per model file)…"):
+        from core.evaluation.study import StudyStore
         from core.training.runs import RunData
 
-        return _explorer(str(run_dir), RunData.open(run_dir).stamp)
+        hidden = tuple(sorted(StudyStore(settings.runs_dir()).reserved_subjects()))
+        return _explorer(str(run_dir), RunData.open(run_dir).stamp, hidden)
 
 
 def prior_note(run: dict) -> str | None:

@@ -98,13 +98,44 @@ class Encodings:
 
     def iter_images(self, batch_size: int = 1024):
         """Every real slice in global row order, as ``(n, S, S)`` float32 batches (one split's
-        memory-mapped array read a batch at a time, so a large dataset never sits in memory whole)."""
+        memory-mapped array read a batch at a time, so a large dataset never sits in memory whole).
+        Only the rows in :attr:`meta`: encodings :meth:`without_subjects` skip the others."""
         for split in SPLITS:
-            if not (self.meta["split"] == split).any():
+            index = self.meta.loc[self.meta["split"] == split, "index"].to_numpy(int)
+            if not len(index):
                 continue
             array = self._split_images(split)
-            for start in range(0, len(array), batch_size):
-                yield np.asarray(array[start : start + batch_size], "float32")
+            for start in range(0, len(index), batch_size):
+                chunk = index[start : start + batch_size]
+                if chunk[-1] - chunk[0] == len(chunk) - 1:  # a run of rows: one slice of the memory map
+                    yield np.asarray(array[chunk[0] : chunk[-1] + 1], "float32")
+                else:
+                    yield np.asarray(array[chunk], "float32")
+
+    def without_subjects(self, subjects) -> "Encodings":
+        """These encodings less every slice of ``subjects``, rows numbered again from 0.
+
+        Why: a reader study's real images are test slices of the subjects it reserves, and no
+        page may show those while it is open.  The fingerprint names how many rows were left
+        out, so caches keyed on it never mix the two sets.  ``self`` when none is present.
+        """
+        from dataclasses import replace
+
+        keep = ~self.meta["subject"].astype(str).isin({str(s) for s in subjects}).to_numpy()
+        if keep.all():
+            return self
+        if not keep.any():
+            raise UserError(f"every slice of run {self.run_dir.name} belongs to a subject an open reader study "
+                            "reserves: the explorer shows them again once the study is closed")
+        meta = self.meta[keep].reset_index(drop=True)
+        meta["row"] = np.arange(len(meta))
+
+        def kept(array):
+            return None if array is None else array[keep]
+
+        return replace(self, fingerprint=f"{self.fingerprint}|less{int((~keep).sum())}", meta=meta,
+                       points=self.points[keep], space=self.space[keep], log_var=kept(self.log_var),
+                       codes=kept(self.codes), extra=dict(self.extra))
 
     def row_of(self, subject: str, slice_index: int) -> int:
         """Global row of ``subject``'s slice ``slice_index``; UserError when absent."""

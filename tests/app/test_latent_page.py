@@ -194,3 +194,29 @@ def test_a_browser_that_cannot_decode_falls_back_to_the_server_in_one_line(env):
     assert lines == ["Decoding on the server: this browser could not run the decoder (no WebAssembly)."]
     assert at.slider(key=state.LATENT_SLIDER + "pc1").value == 0.0
     assert at.toggle(key=state.LATENT_CLIENT).disabled
+
+
+def test_subjects_an_open_reader_study_reserves_are_left_out(env):
+    # A study's real images are test slices of the subjects it reserves: the explorer (map, pickers,
+    # point panel) leaves those subjects out while it is open.
+    from core.evaluation.study import StudyStore
+    from core.training.runs import RunData
+
+    store = StudyStore(env)
+    study = store.create_study(env / "vae-tiny", "single", n_items=4, real_share=0.5)
+    try:
+        [hidden] = store.reserved_subjects()
+        meta = RunData.open(env / "vae-tiny").metadata()
+        left = meta[meta["subject"] != hidden]
+        at = _page()
+        assert not at.exception, at.exception
+        captions = [c.value for c in at.caption]
+        assert any("1 test subject(s) hidden" in c for c in captions), captions
+        assert any(f"{len(left)} slices of {left['subject'].nunique()} subjects" in c for c in captions), captions
+        offered = [o for s in at.selectbox if s.label.endswith("Subject") for o in s.options]
+        assert offered and not any(hidden in o for o in offered)
+    finally:
+        store.close_study(study["study_id"], study["owner_key"])
+    at.run()
+    assert not at.exception, at.exception
+    assert not any("hidden" in c.value for c in at.caption)

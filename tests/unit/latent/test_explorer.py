@@ -32,6 +32,31 @@ def test_encodings_cover_every_split_with_metadata(vae_explorer):
 
 
 @pytest.mark.parametrize("name", ["vae_explorer", "vq_explorer"])
+def test_encodings_without_the_subjects_a_reader_study_reserves(name, request):
+    from core.latent import Explorer
+
+    enc = request.getfixturevalue(name).enc
+    hidden = sorted(set(enc.meta.loc[enc.meta["split"] == "test", "subject"]))[0]
+    keep = (enc.meta["subject"] != hidden).to_numpy()
+    n = int(keep.sum())
+    less = enc.without_subjects({hidden, "nobody"})
+    assert len(less) == n < len(enc) and hidden not in set(less.meta["subject"])
+    assert less.fingerprint != enc.fingerprint and less.meta["row"].tolist() == list(range(n))
+    assert len(less.points) == len(less.space) == n
+    assert (less.log_var if enc.model_type == "vae" else less.codes).shape[0] == n
+    np.testing.assert_array_equal(less.points, enc.points[keep])
+    every = np.concatenate(list(less.iter_images(batch_size=5)))
+    np.testing.assert_array_equal(every, np.concatenate(list(enc.iter_images()))[keep])
+    np.testing.assert_array_equal(less.images([n - 1]), enc.images([np.flatnonzero(keep)[-1]]))
+    with pytest.raises(UserError, match="no slice"):
+        less.row_of(hidden, int(enc.meta.loc[~keep, "slice"].iloc[0]))
+    assert enc.without_subjects({"nobody"}) is enc and len(enc) == len(keep)  # the original is untouched
+    assert len(Explorer(request.getfixturevalue(name).model, less).enc) == n
+    with pytest.raises(UserError, match="reader study reserves"):
+        enc.without_subjects(set(enc.meta["subject"]))
+
+
+@pytest.mark.parametrize("name", ["vae_explorer", "vq_explorer"])
 @pytest.mark.parametrize("mode", ["linear", "spherical"])
 def test_interpolation_endpoints_decode_to_the_endpoints_reconstructions(name, mode, request):
     explorer = request.getfixturevalue(name)
