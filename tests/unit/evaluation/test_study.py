@@ -107,10 +107,13 @@ def test_odd_reviewer_names_are_refused(name):
 
 
 def test_more_real_than_the_test_split_has(store, run_copy):
-    with pytest.raises(UserError, match="has only 8"):
-        store.create_study(run_copy, "single", n_items=20, real_share=1.0)
-    with pytest.raises(UserError, match="has only 8"):
-        store.create_study(run_copy, "2afc", n_items=9)
+    from core.training.runs import RunData
+
+    n_test = len(RunData.open(run_copy).split("test"))
+    with pytest.raises(UserError, match=f"has only {n_test}"):
+        store.create_study(run_copy, "single", n_items=n_test + 4, real_share=1.0)
+    with pytest.raises(UserError, match=f"has only {n_test}"):
+        store.create_study(run_copy, "2afc", n_items=n_test + 1)
     with pytest.raises(UserError, match="mode"):
         store.create_study(run_copy, "triple", n_items=4)
 
@@ -373,7 +376,7 @@ def test_a_database_from_before_blinding_keys_is_migrated(tmp_path, run_copy, mo
     key = store.item_key("old-single-abc", "Ann", 0)
     assert key == StudyStore(tmp_path).item_key("old-single-abc", "Ann", 0)  # the token was stored once
     assert store.record_answer("old-single-abc", "Ann", 1, "real", 2) is True
-    assert store.reserved_subjects() == {"S008"}  # the tiny dataset's one test subject
+    assert store.reserved_subjects() == {"S008"}  # the tiny dataset's first test subject (slice 3 is its)
     # No owner key was ever made for them: only the server's passphrase opens and closes them.
     monkeypatch.delenv(OWNER_ENV, raising=False)
     assert not store.is_owner("old-single-abc", "Ann")
