@@ -241,7 +241,7 @@ def test_study_images_are_salted_per_reviewer_not_in_their_pixels():
     assert all(np.array_equal(pixels[0], p) for p in pixels[1:]) and pixels[0].shape == (160, 160)
 
 
-def test_odd_reviewer_name_is_refused_and_results_show_the_verdict(env):
+def test_odd_reviewer_name_is_refused_and_the_results_view_draws(env):
     at = _page("Reader study")
     at.text_input(key="review_reviewer").set_value("<script>alert(1)</script>").run()
     if not at.error:  # no study yet: create one so the name is checked
