@@ -19,8 +19,8 @@ What a reader could otherwise use to unblind a study, and what closes it:
   environment variable :data:`OWNER_ENV`.  A reviewer's name unlocks nothing.
 - *the samples*: a study draws everything (which real slices, its samples, the shuffle, each
   reviewer's order) from a **secret seed** of its own, stored here and never shown, and never
-  below :data:`VIEW_SEEDS`: the pages' sample views and exports use seeds in that range
-  (seed 0), so none of them can show a study's synthetic images.
+  below :data:`VIEW_SEEDS`: every seed a page samples with or lets a user type lies there, so
+  no view can show a study's synthetic images.
 - *the real images*: they come from test subjects the study **reserves** when it is created;
   :meth:`StudyStore.reserved_subjects` names them while the study is open, and the pages
   hide those subjects wherever they show a run's test slices.
@@ -59,9 +59,10 @@ DB_NAME = "answers.sqlite"
 _REVIEWER_RE = re.compile(r"^[\w][\w .'\-]{0,39}$")
 #: Environment variable holding the server's owner passphrase: it opens every study's results.
 OWNER_ENV = "LATENTBRAIN_STUDY_OWNER_KEY"
-#: Seeds 0 .. VIEW_SEEDS - 1 belong to the pages' sample views and exports (they use seed 0); a
-#: study's secret seed is drawn again until it lies above them, so no view repeats its samples.
-VIEW_SEEDS = 1000
+#: Seeds 0 .. VIEW_SEEDS - 1 belong to the pages: Side by side and the exports sample with seed 0,
+#: the Latent and Train sample grids take a typed seed up to 10**6.  A study's secret seed is drawn
+#: again until it lies above them, so no view can repeat its samples.
+VIEW_SEEDS = 10**6 + 1
 _KDF = "pbkdf2_sha256"
 _KDF_ITERATIONS = 100_000
 
