@@ -204,13 +204,17 @@ def _memorisation(ev: _Evaluation):
     from core.evaluation.study_stats import wilson_interval
 
     samples = ev.need_samples()
-    report = memorisation_report(samples, ev.train.images, ev.train.subjects)
-    # The same rule applied to real slices of new people: how often a real stranger is a "copy".
-    real = memorisation_report(ev.heldout, ev.train.images, ev.train.subjects)
-    k, n = real["near_copies"], len(ev.heldout)
+    # The held-out subjects are the strangers whose distance ratios set the threshold.
+    report = memorisation_report(samples, ev.train.images, ev.train.subjects,
+                                 reference=ev.heldout, reference_subjects=ev.heldout_subjects)
+    # The same rule on the held-out real slices, each subject judged with the threshold of the
+    # other strangers (none sets its own): how often a real stranger is called a "copy".
+    real = report["strangers"].get("reference") or {"near_copies": 0, "n": 0, "near_copy_fraction": 0.0}
+    k, n = real["near_copies"], real["n"]
     report["real_baseline"] = {"near_copies": k, "n": n, "near_copy_fraction": real["near_copy_fraction"],
-                               "ci95": [round(v, 4) for v in wilson_interval(k, n)],
-                               "meaning": "held-out real slices under the same near-copy rule"}
+                               "ci95": [round(v, 4) for v in wilson_interval(k, n)] if n else None,
+                               "meaning": "held-out real slices under the same near-copy rule, each subject "
+                                          "with the threshold of the other strangers"}
     report["ci95"] = [round(v, 4) for v in wilson_interval(report["near_copies"], len(samples))]
     ev.result["memorisation"] = report
 

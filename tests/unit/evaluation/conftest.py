@@ -87,3 +87,19 @@ def trained_vae(tmp_path_factory, tiny_vae_run):
 def trained_vqvae(tmp_path_factory, tiny_vqvae_run):
     """A finished tiny VQ-VAE run (2 epochs) with its prior (2 epochs): a copy of ``tiny_vqvae_run``."""
     return Path(shutil.copytree(tiny_vqvae_run, tmp_path_factory.mktemp("runs") / "vq-tiny"))
+
+
+@pytest.fixture(scope="session")
+def demo_dataset_64(tmp_path_factory):
+    """The benchmark's demo dataset (``bench.cohorts.demo_dataset``): the 24-subject demo cohort,
+    thesis slice range, 64 px, split 70/10/20 with seed 0.  Building the cohort takes about a
+    minute on 2 cores, so every test of the session shares this one; read-only."""
+    from core.data.cohort import build_cohort_dataset, load_cohort
+    from core.data.demo import build_demo_cohort
+    from core.data.slices import thesis_spec
+    from core.data.volumes import load_volume
+
+    root = tmp_path_factory.mktemp("demo_dataset_64")
+    cohort = load_cohort(build_demo_cohort(root / "cohort", n_subjects=24, seed=0))
+    spec = thesis_spec(load_volume(cohort.entries[0]), size=64)
+    return build_cohort_dataset(cohort, spec, fractions=(0.7, 0.1, 0.2), seed=0, cache_dir=root / "cache").path
