@@ -33,6 +33,9 @@ def _isolated_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("LATENTBRAIN_CACHE", str(base / "cache"))
     monkeypatch.setenv("LATENTBRAIN_RUNS", str(base / "runs"))
     monkeypatch.delenv("LATENTBRAIN_DATA", raising=False)
+    # Evaluating a tiny run trains the anatomy embedding of its dataset: a few steps are enough
+    # to exercise the path (the bench and the slow planted-case tests train it fully).
+    monkeypatch.setenv("LATENTBRAIN_EMBEDDING_STEPS", "60")
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +61,7 @@ def tiny_nifti(tmp_path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
-    """A 32-px dataset folder: 48 train, 8 val, 8 test images, subjects disjoint."""
+    """A 32-px dataset folder: 48 train, 8 val, 16 test images, subjects disjoint."""
     return make_tiny_dataset(tmp_path_factory.mktemp("tiny_dataset") / "ds")
 
 

@@ -62,8 +62,11 @@ def smooth_head(shape=(40, 48, 32), seed=0) -> np.ndarray:
     return np.clip(vol, 0, None).astype(np.float32)
 
 
-def make_tiny_dataset(out_dir: Path, size: int = 32, per_split=(48, 8, 8), seed: int = 0) -> Path:
-    """A small dataset folder in the real manifest format, written by the real writer."""
+def make_tiny_dataset(out_dir: Path, size: int = 32, per_split=(48, 8, 16), seed: int = 0) -> Path:
+    """A small dataset folder in the real manifest format, written by the real writer.
+
+    8 slices a subject: 6 training subjects, 1 validation subject and 2 test subjects (the
+    evaluation's held-out side needs 2 people to split by subject)."""
     from core.data.dataset import SPLITS, write_dataset
 
     rng = np.random.default_rng(seed)

@@ -1,7 +1,7 @@
 """Evaluate a trained run on its dataset and write ``RUN_DIR/evaluation.json``.
 
 Reconstructions are measured on the test subjects; every sample figure is set against the
-**held-out** subjects (validation + test, never trained on), beside a real-vs-real baseline
+**held-out** subjects (the test split: never used in training, not even for early stopping), beside a real-vs-real baseline
 that splits real slices by subject, matches the compared sample size and reports a spread
 (:mod:`core.evaluation.baselines`).  The two-sample test is run three times: against held-out
 subjects (the headline), against training slices (a memorisation signal when much lower) and
@@ -81,16 +81,22 @@ def unavailable(reason: str, **extra) -> dict:
 class _Evaluation:
     """What the evaluation steps share: the run's data and model, the samples, the result."""
 
-    def __init__(self, data, model, n_samples: int, seed: int, sample_source: str, c2st_options: dict):
+    def __init__(self, data, model, n_samples: int, seed: int, sample_source: str, c2st_options: dict,
+                 embedding_steps: int = 3000):
         self.data, self.model, self.seed = data, model, int(seed)
         self.n_samples, self.sample_source, self.c2st_options = int(n_samples), sample_source, c2st_options
         self.train, self.test = data.split("train"), data.split("test")
-        # The real side of every sample figure: subjects the model never trained on.
-        parts = [data.split(name) for name in ("val", "test") if data.has_split(name)]
-        self.heldout = np.concatenate([p.images for p in parts])
-        self.heldout_subjects = [s for p in parts for s in p.subjects]
-        self.heldout_conditions = (None if parts[-1].conditions is None
-                                   else np.concatenate([p.conditions for p in parts]))
+        # The real side of every sample figure: the test subjects, which training never used for
+        # anything.  The validation subjects chose the early-stopping epoch, so they are not
+        # held out; they are named apart (``n_validation_subjects``) and judge nothing.
+        self.heldout = self.test.images
+        self.heldout_subjects = list(self.test.subjects)
+        self.heldout_positions = np.asarray(self.test.positions, np.float64)
+        self.heldout_conditions = self.test.conditions
+        self.validation_subjects = sorted(set(data.split("val").subjects)) if data.has_split("val") else []
+        val = data.split("val") if data.has_split("val") else None
+        self.validation_split = None if val is None else (val.images, val.positions, val.subjects)
+        self.embedding_steps = int(embedding_steps)
         self.samples = None
         self.sample_conditions = None
         self.no_samples = "no samples were drawn"
@@ -144,12 +150,21 @@ def _draw_samples(ev: _Evaluation):
 
 def _diversity(ev: _Evaluation):
     from core.evaluation.baselines import diversity_against_real
+    from core.evaluation.diversity import pairwise_ms_ssim
 
-    figure = diversity_against_real(ev.heldout, ev.heldout_subjects, ev.samples, seed=ev.seed)
+    ev.result["ms_ssim_setting"] = _ms_ssim_setting(ev.heldout)
+    try:
+        figure = diversity_against_real(ev.heldout, ev.heldout_subjects, ev.samples, seed=ev.seed)
+    except UserError as exc:
+        # No by-subject real spread (one held-out subject): the samples' own diversity still counts.
+        ev.result["ms_ssim_real"] = unavailable(exc)
+        samples = ev.need_samples()
+        ev.result["ms_ssim_synthetic"] = {"mean": pairwise_ms_ssim(samples, seed=ev.seed)["mean"],
+                                          "real_spread": unavailable(exc), "within_real_spread": None}
+        return
     real = figure["real_spread"]
     ev.result["ms_ssim_real"] = {"mean": real["median"], **real, "n_draws": figure["n_draws"],
                                  "split": figure["split"]}
-    ev.result["ms_ssim_setting"] = _ms_ssim_setting(ev.heldout)
     ev.need_samples()
     ev.result["ms_ssim_synthetic"] = {
         "mean": figure["value"], "spread": figure["value_spread"], "real_spread": real,
@@ -182,8 +197,14 @@ def _distances(ev: _Evaluation):
     for key, (label, distance, extract) in spaces.items():
         real_f = extract(ev.heldout, ev.heldout_conditions)
         syn_f = None if ev.samples is None else extract(ev.samples, ev.sample_conditions)
-        entry = {"label": label, "dims": int(real_f.shape[1]),
-                 **distance_against_real(real_f, ev.heldout_subjects, syn_f, distance, seed=ev.seed)}
+        try:
+            figure = distance_against_real(real_f, ev.heldout_subjects, syn_f, distance, seed=ev.seed)
+        except UserError as exc:
+            # No by-subject real spread (one held-out subject): the distance itself still counts.
+            figure = {"real_spread": unavailable(exc), "within_real_spread": None}
+            if syn_f is not None and len(real_f) >= 2 and len(syn_f) >= 2:
+                figure["value"] = float(distance(real_f, syn_f))
+        entry = {"label": label, "dims": int(real_f.shape[1]), **figure}
         if key == "mmd_handcrafted":
             entry["kernel"] = "Gaussian, median bandwidth, unbiased MMD², features standardised by the reference"
         ev.result[key] = entry
@@ -225,7 +246,7 @@ def _two_sample(ev: _Evaluation):
     samples = ev.need_samples()
     options = {"seed": ev.seed, **ev.c2st_options}
     heldout = classifier_two_sample_test(ev.heldout, ev.heldout_subjects, samples, **options)
-    entry = {**heldout, "real_side": "held-out subjects (validation + test), split by subject"}
+    entry = {**heldout, "real_side": "held-out subjects (the test split, never used in training), split by subject"}
     rng = np.random.default_rng(ev.seed)
     train_images, train_subjects = ev.train.images, np.asarray(ev.train.subjects)
     # Against the training slices, at the held-out side's size, so both accuracies have one power.
@@ -258,7 +279,12 @@ def _cached_real_baseline(ev: _Evaluation, options: dict, measure: Callable[[], 
     from core import settings
     from core.atomic import read_json, write_json_atomic
 
-    key = json.dumps({"dataset": ev.data.manifest.get("hash"), "n": ev.n_samples, "version": 1,
+    import core.evaluation.c2st as c2st_module
+
+    # The key holds the classifier's own source: a changed test is measured again, never read stale.
+    version = hashlib.sha256(Path(c2st_module.__file__).read_bytes()).hexdigest()[:12]
+    key = json.dumps({"dataset": ev.data.manifest.get("hash"), "n": ev.n_samples, "version": version,
+                      "heldout": sorted(set(ev.heldout_subjects)),
                       "options": {k: options[k] for k in sorted(options)}}, sort_keys=True)
     path = settings.cache_dir() / "evaluation" / f"c2st_real_{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
     cached = read_json(path, default=None) if path.is_file() else None
@@ -273,6 +299,57 @@ def _cached_real_baseline(ev: _Evaluation, options: dict, measure: Callable[[], 
     return result
 
 
+def _anatomy(ev: _Evaluation):
+    """The anatomy-aware figures: the learned-space two-sample test and precision / recall /
+    density / coverage in that space, each beside its by-subject real spread."""
+    from core import settings
+    from core.evaluation.c2st import beyond_real, embedding_two_sample_test
+    from core.evaluation.embedding import EMBEDDING_MEANING, cached_anatomy_embedding, level_features
+    from core.evaluation.fidelity import prdc_against_real
+
+    samples = ev.need_samples()
+    train = ev.train
+    embedding = cached_anatomy_embedding(settings.cache_dir() / "evaluation", ev.data.manifest["hash"], train.images,
+                                         train.positions, train.subjects, seed=ev.seed, steps=ev.embedding_steps,
+                                         check=ev.validation_split)
+    space = {"meaning": EMBEDDING_MEANING, "steps": embedding.info.get("steps"),
+             "check_tasks": embedding.info.get("check_tasks"), "dims": None}
+    real_f = embedding.features(ev.heldout)
+    space["dims"] = int(real_f.shape[1])
+    syn_f = embedding.features(samples)
+    train_f = embedding.features(train.images)
+    conditioned = ev.sample_conditions is not None
+    if conditioned:
+        # A level-conditioned sample is judged at the level it was asked for.
+        low, high = embedding.info["level_range"]
+        real_f = level_features(embedding, real_f, ev.heldout_positions)
+        syn_f = level_features(embedding, syn_f, low + ev.sample_conditions[:, 2] * (high - low))
+        train_f = level_features(embedding, train_f, train.positions)
+    test = embedding_two_sample_test(real_f, ev.heldout_subjects, syn_f, seed=ev.seed)
+    # Real against real in the same space: the held-out subjects against as many training slices
+    # as there are samples, grouped by subject: what new people of the training population score.
+    # The net has seen those people (the samples it has not), which can only raise this baseline:
+    # the bench's planted null (bench/anatomy_judge.py) measures by how much.
+    rng = np.random.default_rng(ev.seed)
+    pick = np.sort(rng.choice(len(train_f), min(len(train_f), ev.n_samples), replace=False))
+    try:
+        baseline = embedding_two_sample_test(real_f, ev.heldout_subjects, train_f[pick],
+                                             np.asarray(train.subjects)[pick], seed=ev.seed)
+    except UserError as exc:
+        baseline = unavailable(exc)
+    ev.result["c2st_anatomy"] = {
+        **test, "real_baseline": baseline, "conditioned_on_level": conditioned,
+        "beyond_real": None if "accuracy" not in baseline else beyond_real(test, baseline),
+        "real_side": "held-out subjects (the test split), split by subject", "feature_space": space}
+    figures = prdc_against_real(real_f, ev.heldout_subjects, syn_f, seed=ev.seed)
+    for name in ("precision", "recall", "density", "coverage"):
+        ev.result[name] = {**figures.pop(name), "feature_space": "anatomy embedding"}
+    ev.result["fidelity"] = {**figures, "feature_space": space,
+                             "meaning": "precision: samples inside the real slices' k-NN balls (realism); recall: real "
+                                        "slices inside the samples' balls (variety covered); density and coverage: "
+                                        "the same ideas robust to outliers (Naeem et al. 2020)"}
+
+
 def _anomaly(ev: _Evaluation):
     from core.evaluation.anomaly import lesion_auroc
 
@@ -285,7 +362,7 @@ def _anomaly(ev: _Evaluation):
 def verdict(result: dict) -> dict:
     """Whether the samples are *indistinguishable* from real people, and why (or why not).
 
-    Both must hold: the held-out two-sample accuracy is not beyond the real-vs-real one (its 95 %
+    All must hold: the anatomy-aware two-sample test (where it could run) and the held-out two-sample accuracy is not beyond the real-vs-real one (its 95 %
     interval does not lie wholly above both the real baseline's interval and 0.5:
     :func:`core.evaluation.c2st.beyond_real`) and the samples hold no more near-copies of
     training slices than real strangers do.  Fréchet, MMD and MS-SSIM are reported beside it.
@@ -309,9 +386,25 @@ def verdict(result: dict) -> dict:
                    f"{'not above' if c2st_ok else 'above'} the real baseline and chance")
     reasons.append(f"near-copies {memo['near_copy_fraction']:.3f} vs real strangers {real_copies:.3f}: "
                    f"{'no more' if copies_ok else 'more'} than real")
+    anatomy = result.get("c2st_anatomy") or {}
+    anatomy_base = anatomy.get("real_baseline") or {}
+    if anatomy.get("accuracy") is None or anatomy_base.get("accuracy") is None:
+        anatomy_ok = None
+        reasons.append(f"anatomy-aware two-sample test unavailable: {anatomy.get('reason', 'not measured')}")
+    else:
+        anatomy_ok = not beyond_real(anatomy, anatomy_base)
+        reasons.append(f"anatomy-aware two-sample accuracy {anatomy['accuracy']:.3f} [{anatomy['ci95'][0]:.3f}, "
+                       f"{anatomy['ci95'][1]:.3f}] vs real-vs-real {anatomy_base['accuracy']:.3f} "
+                       f"[{anatomy_base['ci95'][0]:.3f}, {anatomy_base['ci95'][1]:.3f}]: "
+                       f"{'not above' if anatomy_ok else 'above'} the real baseline and chance")
     within = {key: (result.get(key) or {}).get("within_real_spread")
               for key in ("fd_slice_position_net", "fd_own_encoder", "mmd_handcrafted", "ms_ssim_synthetic")}
-    return {"indistinguishable": bool(c2st_ok and copies_ok), "two_sample_within_real": bool(c2st_ok),
+    within.update({key: (result.get(key) or {}).get("within_real_spread")
+                   for key in ("precision", "recall", "density", "coverage")})
+    # Samples whose anatomy is told apart are not indistinguishable, whatever the pixel judge says;
+    # where the anatomy test could not run, the verdict rests on the others and says so.
+    return {"indistinguishable": bool(c2st_ok and copies_ok and anatomy_ok is not False),
+            "two_sample_within_real": bool(c2st_ok), "anatomy_within_real": anatomy_ok,
             "near_copies_within_real": bool(copies_ok), "within_real_spread": within, "reasons": reasons}
 
 
@@ -326,6 +419,8 @@ STEPS = (
      ("fd_own_encoder", "fd_slice_position_net", "mmd_handcrafted", "frechet"), _distances),
     ("memorisation", "near-copies of training slices", ("memorisation",), _memorisation),
     ("c2st", "classifier two-sample tests (held-out, training, real vs real)", ("c2st",), _two_sample),
+    ("anatomy", "anatomy-aware two-sample test, precision / recall / density / coverage",
+     ("c2st_anatomy", "precision", "recall", "density", "coverage", "fidelity"), _anatomy),
     ("anomaly", "anomaly map check with synthetic lesions", ("anomaly",), _anomaly),
 )
 
@@ -333,11 +428,15 @@ STEPS = (
 #: A first look: the two-sample tests with two folds and at most 15 classifier epochs (~3x faster;
 #: less power, so its accuracies are not figures to quote).  Recorded as ``quick`` in the result.
 QUICK_C2ST = {"max_folds": 2, "max_epochs": 15}
+#: Training steps of the anatomy embedding (cached per dataset and step count): the full figure,
+#: and the quick look's.
+EMBEDDING_STEPS, QUICK_EMBEDDING_STEPS = 3000, 800
 
 
 def evaluate_run(run_dir: str | Path, n_samples: int = 256, seed: int = 0,
                  progress: Callable[[float, str], None] | None = None, write: bool = True,
-                 sample_source: str = "prior", c2st_options: dict | None = None, quick: bool = False) -> dict:
+                 sample_source: str = "prior", c2st_options: dict | None = None, quick: bool = False,
+                 embedding_steps: int | None = None) -> dict:
     """Measure a trained run and write ``evaluation.json`` (atomically); return the figures.
 
     Args:
@@ -374,7 +473,10 @@ def evaluate_run(run_dir: str | Path, n_samples: int = 256, seed: int = 0,
             raise UserError(f"dataset {data.dataset_dir} has no {split} images: evaluation needs a {split} split"
                             + (" (rebuild the dataset with a non-zero test fraction)" if split == "test" else ""))
     options = {**(QUICK_C2ST if quick else {}), **(c2st_options or {})}
-    ev = _Evaluation(data, data.load_model(), n_samples, seed, sample_source, options)
+    from core import settings
+
+    steps = embedding_steps or settings.embedding_steps(QUICK_EMBEDDING_STEPS if quick else EMBEDDING_STEPS)
+    ev = _Evaluation(data, data.load_model(), n_samples, seed, sample_source, options, steps)
     ev.result.update({
         "quick": bool(quick),
         "run": data.name, "model_type": data.model_type, "preset": data.config.get("preset"),
@@ -382,9 +484,12 @@ def evaluate_run(run_dir: str | Path, n_samples: int = 256, seed: int = 0,
         "image_size": int(ev.test.images.shape[1]), "seed": int(seed), "sample_source": sample_source,
         "n_test": int(len(ev.test)), "n_train": int(len(ev.train)), "n_heldout": int(len(ev.heldout)),
         "n_heldout_subjects": int(len(set(ev.heldout_subjects))),
+        "heldout": "test split: subjects training never used, for anything",
+        "n_validation_subjects": len(ev.validation_subjects),
         "n_train_subjects": int(len(set(ev.train.subjects))),
     })
     timings = {"load_s": round(time.perf_counter() - started, 3)}
+    errors: dict = {}
     for i, (name, message, keys, step) in enumerate(STEPS):
         say(0.05 + 0.9 * i / len(STEPS), message)
         t0 = time.perf_counter()
@@ -394,6 +499,12 @@ def evaluate_run(run_dir: str | Path, n_samples: int = 256, seed: int = 0,
             for key in keys:
                 if key not in ev.result:
                     ev.result[key] = unavailable(exc)
+        except Exception as exc:  # noqa: BLE001 — one figure's failure must not cost the others
+            reason = f"{name} failed: {type(exc).__name__}: {exc}"
+            for key in keys:
+                if key not in ev.result:
+                    ev.result[key] = unavailable(reason, error=True)
+            errors[name] = f"{type(exc).__name__}: {exc}"
         timings[f"{name}_s"] = round(time.perf_counter() - t0, 3)
     if ev.samples is None:
         ev.result["c2st"] = unavailable(ev.no_samples, accuracy=None)
@@ -402,6 +513,8 @@ def evaluate_run(run_dir: str | Path, n_samples: int = 256, seed: int = 0,
     ev.result["created"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     ev.result["seconds"] = round(time.perf_counter() - started, 2)
     ev.result["timings"] = timings
+    if errors:
+        ev.result["errors"] = errors
     if write:
         write_json_atomic(Path(run_dir) / EVALUATION, ev.result)
     say(1.0, "done")

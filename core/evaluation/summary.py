@@ -79,6 +79,32 @@ def judge_rows(evaluation: dict) -> list[dict]:
             "–", "–" if t_missing else ("copy signal" if gap.get("signal") else "no copy signal"),
             t_missing or f"{_ci(training).strip()} · gap held-out − training {gap.get('gap', 0):+.3f}")
 
+    anatomy = ev.get("c2st_anatomy") or {}
+    label = "Two-sample accuracy, anatomy-aware space"
+    missing = _missing(anatomy) or (None if anatomy.get("accuracy") is not None else "not measured (evaluate again)")
+    if missing:
+        add(label, None, detail=missing)
+    else:
+        base = anatomy.get("real_baseline") or {}
+        base_missing = _missing(base)
+        within = None if base_missing or anatomy.get("beyond_real") is None else not anatomy["beyond_real"]
+        add(label, anatomy["accuracy"], base_missing or f"{base['accuracy']:.3f}{_ci(base)}", _within(within),
+            f"{_ci(anatomy).strip()} (subjects resampled) · learned level, orientation and tampering"
+            + (" · judged at the requested level" if anatomy.get("conditioned_on_level") else ""))
+    for key, label, meaning in (
+            ("precision", "Precision, anatomy space (realism)", "samples inside the real slices' neighbourhoods"),
+            ("recall", "Recall, anatomy space (variety)", "real slices inside the samples' neighbourhoods"),
+            ("density", "Density, anatomy space", "1 ≈ as crowded around real slices as real people are"),
+            ("coverage", "Coverage, anatomy space", "real slices with a sample nearby")):
+        entry = ev.get(key) or {}
+        missing = _missing(entry)
+        if missing or "value" not in entry:
+            add(label, None, detail=missing or "not measured (evaluate again)")
+            continue
+        add(label, entry["value"], _spread_text(entry.get("real_spread")), _within(entry.get("within_real_spread")),
+            f"{meaning}; real: by-subject halves of the held-out people" + (
+                f" ({entry['position']} the real range)" if entry.get("position") not in (None, "within") else ""))
+
     memo = ev.get("memorisation") or {}
     missing = _missing(memo) or (None if "near_copy_fraction" in memo else "not measured")
     if missing:

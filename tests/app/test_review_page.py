@@ -267,3 +267,12 @@ def test_evaluate_button_writes_evaluation_json(env):
     assert len(at.dataframe) >= 1
     figures = [str(v) for frame in at.dataframe for v in frame.value.iloc[:, 0]]
     assert any(f.startswith("Checkerboard index of samples") for f in figures), figures
+    # The anatomy-aware figures have their rows, each with a value (the tiny run's held-out side
+    # has 2 subjects: enough for a by-subject spread).
+    table = next(frame.value for frame in at.dataframe if "Two-sample accuracy, anatomy-aware space"
+                 in [str(v) for v in frame.value.iloc[:, 0]])
+    for label in ("Two-sample accuracy, anatomy-aware space", "Precision, anatomy space (realism)",
+                  "Recall, anatomy space (variety)", "Density, anatomy space", "Coverage, anatomy space"):
+        row = table[table.iloc[:, 0] == label]
+        assert len(row) == 1 and row.iloc[0, 1] is not None and row.iloc[0, 1] == row.iloc[0, 1], (label, table)
+    assert stored["c2st_anatomy"]["accuracy"] is not None and "precision" in stored

@@ -62,7 +62,9 @@ def test_evaluation_json_holds_the_contract(short_and_long):
     # The strict judge: held-out real side split by subject, the training-slice test and the
     # real-vs-real baseline beside it, near-copies beside every sample figure, and a verdict.
     c2st = result["c2st"]
-    assert c2st["n_real_subjects"] == 9 and "held-out" in c2st["real_side"]  # 1 val + 8 test subjects
+    # Held out means never touched: the 8 test subjects, not the validation one (early stopping).
+    assert c2st["n_real_subjects"] == 8 and "held-out" in c2st["real_side"]
+    assert result["n_heldout_subjects"] == 8 and result["n_validation_subjects"] == 1
     assert 0 <= c2st["against_training"]["accuracy"] <= 1 and "gap" in c2st["memorisation_gap"]
     assert 0 <= c2st["real_baseline"]["accuracy"] <= 1 and c2st["real_baseline"]["n_synthetic"] == 32
     assert c2st["near_copy_fraction"] == result["memorisation"]["near_copy_fraction"]
@@ -71,7 +73,16 @@ def test_evaluation_json_holds_the_contract(short_and_long):
         spread = result[key]["real_spread"]
         assert spread["p05"] <= spread["median"] <= spread["p95"] and result[key]["n_draws"] >= 10
     assert result["ms_ssim_real"]["p05"] <= result["ms_ssim_real"]["mean"] <= result["ms_ssim_real"]["p95"]
-    assert isinstance(result["verdict"]["indistinguishable"], bool) and len(result["verdict"]["reasons"]) == 2
+    assert isinstance(result["verdict"]["indistinguishable"], bool) and len(result["verdict"]["reasons"]) == 3
+    # The anatomy-aware judge: its two-sample test with a subject-bootstrap interval and a real
+    # baseline, and precision / recall / density / coverage beside their by-subject real spread.
+    anatomy = result["c2st_anatomy"]
+    assert 0 <= anatomy["accuracy"] <= 1 and anatomy["ci95"][0] <= anatomy["accuracy"] <= anatomy["ci95"][1]
+    assert "subject bootstrap" in anatomy["interval"] and 0 <= anatomy["real_baseline"]["accuracy"] <= 1
+    assert anatomy["feature_space"]["dims"] == 73 and isinstance(anatomy["beyond_real"], bool)
+    for key in ("precision", "recall", "density", "coverage"):
+        assert result[key]["value"] >= 0 and "real_spread" in result[key], key
+        assert isinstance(result["verdict"]["within_real_spread"][key], bool)
     board = result["checkerboard"]  # the decoder's periodic pattern, beside held-out real slices'
     assert set(board["samples"]) == set(board["real"]) == {"2", "4", "8"}
     assert all(v >= 0 for v in [*board["samples"].values(), *board["real"].values()])
@@ -123,6 +134,37 @@ def test_one_training_subject_gives_every_other_figure(tmp_path):
     assert result["verdict"]["available"] is False and result["verdict"]["indistinguishable"] is None
     assert 0 <= result["ssim"]["mean"] <= 1 and result["ms_ssim_synthetic"]["mean"] > 0
     assert result["fd_slice_position_net"]["value"] >= 0
+
+
+def test_one_heldout_subject_and_a_failing_step_still_give_every_other_figure(tmp_path, monkeypatch):
+    """One test subject: nothing split by subject can be computed, but the reconstructions, the
+    samples' own diversity and the distances are; and a step that fails with an unexpected error
+    leaves that error under its keys while the steps after it still run."""
+    from core.evaluation import run as evaluation
+    from core.training import runs, trainer
+    from helpers import make_tiny_dataset
+
+    dataset = make_tiny_dataset(tmp_path / "ds", per_split=(24, 8, 8))  # 3 / 1 / 1 subjects
+    run_dir = runs.prepare_run(tmp_path / "one-heldout", dataset, "vae", "demo",
+                               {"filters": [8, 16], "latent_dim": 8, "batch_size": 8, "epochs": 1})
+    trainer.train_run(run_dir)
+
+    def broken(ev):
+        raise RuntimeError("planted failure")
+
+    steps = tuple((name, message, keys, broken if name == "memorisation" else step)
+                  for name, message, keys, step in evaluation.STEPS)
+    monkeypatch.setattr(evaluation, "STEPS", steps)
+    result = evaluation.evaluate_run(run_dir, n_samples=16, c2st_options={"max_epochs": 3})
+    assert result["n_heldout_subjects"] == 1
+    assert result["memorisation"]["available"] is False and "planted failure" in result["memorisation"]["reason"]
+    assert "RuntimeError" in result["errors"]["memorisation"]
+    assert 0 <= result["ssim"]["mean"] <= 1 and result["ms_ssim_synthetic"]["mean"] > 0
+    assert result["ms_ssim_real"]["available"] is False
+    for key in ("fd_slice_position_net", "fd_own_encoder", "mmd_handcrafted"):
+        assert result[key]["value"] is not None and result[key]["real_spread"]["available"] is False, key
+    assert result["c2st"]["available"] is False and "2 subjects" in result["c2st"]["reason"]
+    assert result["anomaly"]["auroc"] is not None  # the step after the failures ran
 
 
 def test_no_test_split_is_a_clear_user_error(tmp_path):
