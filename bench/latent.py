@@ -10,7 +10,7 @@ browser figures serve a small Streamlit app that draws ``core.viz.latent``'s two
 synthetic coordinates and 32 px thumbnails, in headless Chromium (Playwright): page load → chart
 drawn, hover → tooltip shown (with its thumbnail for Vega), click → the app has the clicked row.
 ``--quick`` (about a minute) skips t-SNE / UMAP of 16,000 points and the browser.  Prints a table,
-then one JSON line (design.md: keys end in their unit).
+then one JSON line (docs/architecture.md: keys end in their unit).
 """
 
 from __future__ import annotations

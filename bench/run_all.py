@@ -1,7 +1,7 @@
 """Run every benchmark in one go and write one performance table.
 
 Each ``bench/*.py`` prints a readable table and, as its last line, one JSON object whose keys end
-in their unit (``_ms``, ``_s``, ``_per_s``, ``_ratio``, ``_db``...; see ../shared/design.md).  This
+in their unit (``_ms``, ``_s``, ``_per_s``, ``_ratio``, ``_db``...; see docs/architecture.md).  This
 script runs them one after the other in fresh processes (so one cannot warm another's caches),
 collects those last lines and writes a Markdown table of every figure, labelled with the machine
 it was measured on, to ``bench/RESULTS.md`` (or ``--out``).  Ratios come from inside each script

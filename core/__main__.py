@@ -1,6 +1,6 @@
 """Command line: ``python -m core <command>``.
 
-Commands (stable, see design.md): demo, build-dataset, train, evaluate, sample.
+Commands (stable, see docs/architecture.md): demo, build-dataset, train, evaluate, sample.
 A user error prints one readable line to stderr and exits with status 2.
 """
 

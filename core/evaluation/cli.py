@@ -1,4 +1,4 @@
-"""CLI commands of a trained run's outputs: ``evaluate`` and ``sample`` (see design.md)."""
+"""CLI commands of a trained run's outputs: ``evaluate`` and ``sample`` (see docs/architecture.md)."""
 
 from __future__ import annotations
 

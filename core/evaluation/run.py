@@ -9,7 +9,7 @@ real against real; near-copies sit beside it, and :func:`verdict` calls samples
 indistinguishable only when both the test and the near-copies are within the real baseline.
 
 The keys ``ssim``, ``psnr``, ``ms_ssim_synthetic``, ``ms_ssim_real``, ``frechet``, ``c2st``,
-``memorisation`` and ``n_samples`` are the stable contract of ``design.md``; a figure that
+``memorisation`` and ``n_samples`` are the stable contract of ``docs/architecture.md``; a figure that
 cannot be computed is ``{"available": false, "reason": ...}`` and the others are still written.
 """
 

@@ -12,7 +12,7 @@ and returns what the server would show:
   codes and returns ``image`` plus ``codes`` ``(N, h, w)`` int32, so the page can count the codes
   a move changed.  (A conditional VQ-VAE's decoder is not conditioned: no ``condition`` input.)
 
-Why ONNX and not TensorFlow.js: see the README's Latent section (measured there).
+Why ONNX and not TensorFlow.js: see docs/guide.md, Latent explorer.
 This module imports TensorFlow and tf2onnx only inside :func:`export_decoder`.
 """
 

@@ -1,6 +1,6 @@
 """The run folder: its name, its files, and reading and writing them (:class:`RunFolder`).
 
-A run folder ``<runs>/<name>/`` holds (see design.md)::
+A run folder ``<runs>/<name>/`` holds (see docs/architecture.md)::
 
     config.json         what to train: preset, hyper-parameters, dataset path + hash (written once)
     status.json         lifecycle: state, stage, epoch, epochs, pid, message, updated, device, ETA
