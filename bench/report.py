@@ -167,8 +167,9 @@ def _git(*args: str) -> str | None:
 
 def file_date(path: Path) -> str:
     """``YYYY-MM-DD``: the date of the file's last commit, or its mtime when it is new or changed."""
-    rel = path.relative_to(ROOT).as_posix()
-    changed = _git("status", "--porcelain", "--", rel)
+    path = path.resolve()
+    rel = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else None
+    changed = None if rel is None else _git("status", "--porcelain", "--", rel)
     if changed == "":
         date = _git("log", "-1", "--format=%ad", "--date=short", "--", rel)
         if date:
