@@ -118,7 +118,7 @@ def test_slider_map_click_and_gif(app_url, page, demo_run, tmp_path):
     # in the Map tab (other tabs' images are hidden): real slice, reconstruction, 5 neighbours
     assert page.locator('[data-testid="stImage"] img:visible').count() >= 7
     screenshot(page, "latent_map.png")
-    # the README's picture: the same point hovered again above its panel
+    # the docs' picture (docs/screenshots/latent_explorer.png): the same point hovered again above its panel
     page.mouse.move(x, y + 40)
     page.mouse.move(x, y)
     page.wait_for_function(TOOLTIP, timeout=10_000)

@@ -4,7 +4,7 @@ The two-sample test must spot real held-out slices changed in small, known ways 
 0.7 px, 3 % noise, a 2 px shift, gamma 0.85) and must not spot two disjoint sets of real
 subjects.  The sizes are the evaluation's: the held-out subjects' slices against up to 256
 slices of other subjects.  ``bench/judge_power.py`` measures the same at full training length
-on the benchmark datasets (the README's figures); here the CNN is capped at 30 epochs to keep
+on the benchmark datasets (docs/results.md); here the CNN is capped at 30 epochs to keep
 the suite short, which the bounds allow for: a planted case is detected when its 95 % interval
 lies above the null's and above 0.5, the rule the evaluation's verdict applies to samples.
 """
