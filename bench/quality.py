@@ -312,6 +312,18 @@ def judge_figures(result: dict) -> dict:
     out["ms_ssim"] = _number(get("ms_ssim_synthetic", "mean"))
     out["ms_ssim_real_p05"] = _number(get("ms_ssim_real", "p05"))
     out["ms_ssim_real_p95"] = _number(get("ms_ssim_real", "p95"))
+    # The anatomy-aware judge: the learned-space two-sample test (subject-bootstrap interval) with
+    # its real baseline, and precision / recall / density / coverage with their real ranges.
+    for label, path in (("anatomy", ("c2st_anatomy",)), ("anatomy_real_baseline", ("c2st_anatomy", "real_baseline"))):
+        ci = get(*path, "ci95") or [None, None]
+        out[f"c2st_{label}_accuracy"] = _number(get(*path, "accuracy"))
+        out[f"c2st_{label}_ci95_low"], out[f"c2st_{label}_ci95_high"] = _number(ci[0]), _number(ci[1])
+    for name in ("precision", "recall", "density", "coverage"):
+        out[name] = _number(get(name, "value"))
+        out[f"{name}_real_p05"] = _number(get(name, "real_spread", "p05"))
+        out[f"{name}_real_p95"] = _number(get(name, "real_spread", "p95"))
+        within = get(name, "within_real_spread")
+        out[f"{name}_within_real"] = within if isinstance(within, bool) else None
     verdict = get("verdict", "indistinguishable")
     out["indistinguishable"] = verdict if isinstance(verdict, bool) else None
     out["evaluate_s"] = _number(result.get("seconds"))
@@ -383,6 +395,20 @@ def sample_table(cohort: str, judged: dict, n_samples: int) -> str:
             f"{_fmt(j['mmd'], '.3f') + ' (' + _fmt(j['mmd_real_p95'], '.3f') + ')':>17}"
             f"{_fmt(j['ms_ssim']) + ' (' + _fmt(j['ms_ssim_real_p05']) + '-' + _fmt(j['ms_ssim_real_p95']) + ')':>24}"
             f"{_fmt(j['sharpness_ratio'], '.2f'):>7}  {verdict}")
+    return "\n".join(lines)
+
+
+def anatomy_table(cohort: str, judged: dict) -> str:
+    """The anatomy-aware judge's figures, one line per sampler."""
+    header = (f"{'sampler':<16}{'anatomy acc [CI]':>20}{'real-vs-real [CI]':>20}"
+              + "".join(f"{name + ' (real 5-95 %)':>28}" for name in ("precision", "recall", "density", "coverage")))
+    lines = [f"samples judged in the anatomy-aware space ({cohort}; subject-bootstrap intervals)", header,
+             "-" * len(header)]
+    for name, j in judged.items():
+        figures = "".join(
+            f"{_fmt(j[k]) + ' (' + _fmt(j[k + '_real_p05']) + '-' + _fmt(j[k + '_real_p95']) + ')':>28}"
+            for k in ("precision", "recall", "density", "coverage"))
+        lines.append(f"{name:<16}{_acc_ci(j, 'anatomy'):>20}{_acc_ci(j, 'anatomy_real_baseline'):>20}{figures}")
     return "\n".join(lines)
 
 
@@ -592,6 +618,7 @@ def main(argv=None) -> int:
     print("\n" + recon_table(cohort, shown, latent_dim))
     if judged:
         print("\n" + sample_table(cohort, judged, n_samples))
+        print("\n" + anatomy_table(cohort, judged))
         print("held-out acc: the two-sample test against subjects never trained on (0.5 = not told apart); "
               "training: the same test against training slices (much lower = memorisation); real-vs-real: "
               "held-out against training-split people, the bar; near-copies: samples that are near-copies "

@@ -41,18 +41,11 @@ def _check_power(result):
 
 
 @pytest.mark.slow
-def test_planted_cases_on_the_demo_cohort(tmp_path_factory):
-    from core.data.demo import build_demo_cohort
-    from core.data.slices import thesis_spec
-    from core.data.volumes import load_volume
-
-    root = tmp_path_factory.mktemp("planted_demo")
-    # The benchmark's dataset (24 subjects, 70/10/20).  A 12-subject cohort split 60/10/30 put the
-    # three sites unevenly on the two sides and the null measured the sites (0.70), not the judge.
-    cohort = load_cohort(build_demo_cohort(root / "cohort", n_subjects=24, seed=0))
-    spec = thesis_spec(load_volume(cohort.entries[0]), size=64)
-    dataset = build_cohort_dataset(cohort, spec, fractions=(0.7, 0.1, 0.2), seed=0, cache_dir=root / "cache").path
-    result = planted_power(*heldout_and_others(dataset), cases=CASES, max_epochs=30)
+def test_planted_cases_on_the_demo_cohort(demo_dataset_64):
+    # The benchmark's dataset (24 subjects, 70/10/20; shared with the other slow tests).  A
+    # 12-subject cohort split 60/10/30 put the three sites unevenly on the two sides and the null
+    # measured the sites (0.70), not the judge.
+    result = planted_power(*heldout_and_others(demo_dataset_64), cases=CASES, max_epochs=30)
     assert result["none"]["n_scored"] >= 200
     _check_power(result)
 
@@ -70,7 +63,7 @@ def test_planted_cases_on_real_heads(tmp_path_factory):
     dataset = build_cohort_dataset(load_cohort(REAL_DEV), SliceSpec("axial", 58, 82, 64), fractions=(0.6, 0.1, 0.3),
                                    seed=1, cache_dir=root / "cache").path
     result = planted_power(*heldout_and_others(dataset), cases=CASES, max_epochs=30)
-    assert result["none"]["n_real_subjects"] == 5 and result["none"]["n_scored"] == 240
+    assert result["none"]["n_real_subjects"] == 4 and result["none"]["n_scored"] == 192  # the 4 test subjects
     _check_power(result)
 
 

@@ -79,7 +79,7 @@ def test_evaluation_json_holds_the_contract(short_and_long):
     anatomy = result["c2st_anatomy"]
     assert 0 <= anatomy["accuracy"] <= 1 and anatomy["ci95"][0] <= anatomy["accuracy"] <= anatomy["ci95"][1]
     assert "subject bootstrap" in anatomy["interval"] and 0 <= anatomy["real_baseline"]["accuracy"] <= 1
-    assert anatomy["feature_space"]["dims"] == 73 and isinstance(anatomy["beyond_real"], bool)
+    assert anatomy["feature_space"]["dims"] == 9 and isinstance(anatomy["beyond_real"], bool)
     for key in ("precision", "recall", "density", "coverage"):
         assert result[key]["value"] >= 0 and "real_spread" in result[key], key
         assert isinstance(result["verdict"]["within_real_spread"][key], bool)
