@@ -16,7 +16,8 @@ training split (cached per dataset, as the evaluation does), then:
    with its subject-bootstrap interval and the old Wilson interval side by side (``--pixel``;
    it trains 2 classifiers x 5 folds a split, minutes a split on 2 cores).
 
-Usage: ``python bench/anatomy_judge.py [--cohort demo|real_dev|both] [--splits 20] [--pixel N] [--quick]``.
+Usage: ``python bench/anatomy_judge.py [--cohort demo|real_dev|both] [--splits 20] [--pixel N [--pixel-quick]]
+[--quick]``.
 Prints a table and, as its last line, one JSON object.
 """
 
@@ -94,7 +95,10 @@ def measure(name: str, dataset: Path, args) -> dict:
            "embedding_train_s": trained_s, "seconds": time.perf_counter() - started,
            "n_test_subjects": int(len(set(test[1].tolist()))), "n_train_subjects": int(len(set(train[1].tolist())))}
     if args.pixel:
-        out["pixel_calibration"] = pixel_calibration(images, subjects, args.pixel)
+        from core.evaluation.run import QUICK_C2ST
+
+        out["pixel_calibration"] = pixel_calibration(images, subjects, args.pixel,
+                                                     options=QUICK_C2ST if args.pixel_quick else None)
     return out
 
 
@@ -104,6 +108,8 @@ def main(argv=None) -> int:
     parser.add_argument("--splits", type=int, default=20, help="real-vs-real splits of the calibration")
     parser.add_argument("--pixel", type=int, default=0, help="splits of the pixel judge's calibration (slow)")
     parser.add_argument("--steps", type=int, default=3000, help="the embedding's training steps")
+    parser.add_argument("--pixel-quick", action="store_true",
+                        help="the pixel judge's calibration with the quick look's classifiers (2 folds, 15 epochs)")
     parser.add_argument("--quick", action="store_true", help="three cases, 5 splits, 600 training steps")
     args = parser.parse_args(argv)
     if args.quick:
@@ -143,6 +149,8 @@ def main(argv=None) -> int:
                   f"{pix['fraction_beyond_chance']:.2f} with subject-bootstrap intervals, "
                   f"{pix['fraction_beyond_chance_wilson']:.2f} with Wilson intervals")
             summary[f"{name}_pixel_calibration_splits"] = pix["n_splits"]
+            summary[f"{name}_pixel_calibration_quick"] = bool(args.pixel_quick)
+            summary[f"{name}_pixel_calibration_accuracy_max"] = round(pix["accuracy_max"], 4)
             summary[f"{name}_pixel_calibration_beyond_chance_ratio"] = round(pix["fraction_beyond_chance"], 4)
             summary[f"{name}_pixel_calibration_beyond_chance_wilson_ratio"] = round(
                 pix["fraction_beyond_chance_wilson"], 4)
