@@ -50,8 +50,9 @@ def _evaluate(args) -> int:
     finally:
         if progress is not None:
             progress.close()
-    headline = {k: (v.get("mean", v.get("accuracy")) if isinstance(v, dict) else v)
-                for k, v in result.items() if k in ("ssim", "psnr", "ms_ssim_synthetic", "ms_ssim_real", "frechet", "c2st")}
+    headline = {k: (v.get("mean", v.get("accuracy", v.get("value"))) if isinstance(v, dict) else v)
+                for k, v in result.items() if k in ("ssim", "psnr", "ms_ssim_synthetic", "ms_ssim_real", "frechet", "c2st",
+                                                    "c2st_anatomy", "precision", "recall", "density", "coverage")}
     print(json.dumps(headline), file=sys.stderr)
     print(Path(args.run_dir) / EVALUATION)
     return 0

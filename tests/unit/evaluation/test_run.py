@@ -193,6 +193,9 @@ def test_cli_writes_evaluation_json_and_exits_2_on_user_error(trained_vae, tmp_p
     stored = json.loads((trained_vae / "evaluation.json").read_text())
     assert {"ssim", "psnr", "c2st", "frechet"} <= set(stored) and stored["quick"] is True
     assert stored["c2st"]["n_folds"] <= 2
+    # The headline line on stderr carries the anatomy-aware figures beside the pixel test's.
+    headline = json.loads([line for line in result.stderr.splitlines() if line.startswith("{")][-1])
+    assert {"c2st", "c2st_anatomy", "precision", "recall", "density", "coverage"} <= set(headline)
     bad = _cli("evaluate", tmp_path, "--quiet")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert [line for line in bad.stderr.splitlines() if line.startswith("error:")]
