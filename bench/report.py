@@ -481,13 +481,21 @@ def section_anatomy_judge(files: dict[str, Path], data: dict) -> list[str]:
                       f"{met(ratio <= 0.10)}); accuracy median {fmt(d.get(f'{cohort}_calibration_accuracy_median'))}, "
                       f"max {fmt(d.get(f'{cohort}_calibration_accuracy_max'))} "
                       f"(`{cohort}_calibration_accuracy_median`, `_max`).", ""]
-        pixel = d.get(f"{cohort}_pixel_calibration_beyond_chance_ratio")
+        # The pixel judge's calibration: in this file, or in its own run (pixel_calibration_<cohort>.json).
+        source, p = d, files.get(f"pixel_calibration_{cohort}")
+        if d.get(f"{cohort}_pixel_calibration_beyond_chance_ratio") is None and p is not None:
+            source = data.get(f"pixel_calibration_{cohort}") or {}
+        pixel = source.get(f"{cohort}_pixel_calibration_beyond_chance_ratio")
         if pixel is not None:
-            wilson = d.get(f"{cohort}_pixel_calibration_beyond_chance_wilson_ratio")
-            lines += [f"Pixel judge calibration: {fmt(pixel, 2)} of "
-                      f"{fmt(d.get(f'{cohort}_pixel_calibration_splits'))} splits beyond chance with subject-bootstrap "
-                      f"intervals (`{cohort}_pixel_calibration_beyond_chance_ratio`), {fmt(wilson, 2)} with Wilson "
-                      f"intervals (`{cohort}_pixel_calibration_beyond_chance_wilson_ratio`).", ""]
+            wilson = source.get(f"{cohort}_pixel_calibration_beyond_chance_wilson_ratio")
+            where = "" if source is d else f" (`bench/results/{p.name}`)"
+            quick = (" with the quick look's classifiers (2 folds, 15 epochs)"
+                     if source.get(f"{cohort}_pixel_calibration_quick") else "")
+            lines += [f"Pixel judge calibration{where}{quick}: {fmt(pixel, 2)} of "
+                      f"{fmt(source.get(f'{cohort}_pixel_calibration_splits'))} real-vs-real splits beyond chance with "
+                      f"subject-bootstrap intervals (`{cohort}_pixel_calibration_beyond_chance_ratio`), "
+                      f"{fmt(wilson, 2)} with Wilson intervals (`{cohort}_pixel_calibration_beyond_chance_wilson_ratio`)"
+                      f"; accuracy max {fmt(source.get(f'{cohort}_pixel_calibration_accuracy_max'))}.", ""]
         validation = [(k[len(f"{cohort}_embedding_validation_"):], v) for k, v in d.items()
                       if k.startswith(f"{cohort}_embedding_validation_")]
         if validation:
@@ -714,6 +722,8 @@ FAMILIES = (
     ("quality_", section_quality),
     ("judge_power", section_judge_power),
     ("anatomy_judge", section_anatomy_judge),
+    # Shown inside the anatomy judge's section, beside the learned space's own calibration.
+    ("pixel_calibration", lambda files, data: []),
     ("near_copies", section_near_copies),
     ("prior_compare", section_prior_compare),
     ("vq_ablation", section_vq_ablation),
