@@ -2,13 +2,13 @@
 
 For each cohort the dataset is built as the evaluation sees it (64 px, split by subject), and
 :func:`core.evaluation.planted.planted_power` runs the two-sample test with the evaluation's
-real side (the held-out subjects: validation + test) against up to 256 training-split slices
+real side (the held-out subjects: the test split) against up to 256 training-split slices
 (other real people, as many as the evaluation's samples), untouched (``none``: the real-vs-real
 null) or with one planted change: blur sigma 0.7 px, 3 % noise, a 2 px shift, gamma 0.85.
 
-A planted case is *detected* when its 95 % interval lies wholly above both the null's interval
-and 0.5 (:func:`core.evaluation.c2st.beyond_real`): the rule :func:`core.evaluation.run.verdict`
-applies to samples.
+A planted case is *detected* when its 95 % interval (subjects resampled) lies wholly above both
+the null's interval and 0.5 (:func:`core.evaluation.c2st.beyond_real`): the rule
+:func:`core.evaluation.run.verdict` applies to samples.
 
 Cohorts:
 - ``demo``: the thesis' slice range of the demo cohort, split 70/10/20 (as ``bench/quality.py``);
