@@ -13,10 +13,10 @@ pytestmark = pytest.mark.slow  # trains tiny models once per session (~30 s on 2
 
 def test_encodings_cover_every_split_with_metadata(vae_explorer):
     enc = vae_explorer.enc
-    assert len(enc) == 48 + 8 + 8
+    assert len(enc) == 48 + 8 + 16  # the tiny dataset's train, val and test slices
     assert list(enc.meta["split"].unique()) == ["train", "val", "test"]
     assert enc.meta["row"].tolist() == list(range(len(enc)))
-    assert enc.points.shape == (64, 8) and enc.log_var.shape == (64, 8)
+    assert enc.points.shape == (72, 8) and enc.log_var.shape == (72, 8)
     row = enc.row_of("S007", 3)
     assert enc.meta.at[row, "split"] == "val"
     with pytest.raises(UserError, match="no slice 99"):
@@ -27,8 +27,8 @@ def test_encodings_cover_every_split_with_metadata(vae_explorer):
     np.testing.assert_array_equal(enc.images([row])[0], load_split_images(enc.dataset_dir, "val")[3])
     # every slice in row order, in batches that do not line up with the splits (the map's thumbnails)
     every = np.concatenate(list(enc.iter_images(batch_size=5)))
-    assert every.shape == (64, 32, 32)
-    np.testing.assert_array_equal(every[[0, 47, row, 63]], enc.images([0, 47, row, 63]))
+    assert every.shape == (72, 32, 32)
+    np.testing.assert_array_equal(every[[0, 47, row, 71]], enc.images([0, 47, row, 71]))
 
 
 @pytest.mark.parametrize("name", ["vae_explorer", "vq_explorer"])
@@ -110,7 +110,7 @@ def test_vq_slider_requantises_and_counts_changed_codes(vq_explorer):
     assert vq_explorer.render(ViewState(fp, "zero")).changed_codes == 0
     zero_far = vq_explorer.render(ViewState(fp, "zero", sliders={"pc1": 4.0, "pc2": -4.0}))
     assert 0 < zero_far.changed_codes <= 64 and not zero_far.reference_is_real
-    assert vq_explorer.enc.codes.shape == (64, 8, 8)
+    assert vq_explorer.enc.codes.shape == (72, 8, 8)
     assert not vq_explorer.groups()["kl"]  # KL units are a VAE notion
 
 

@@ -65,7 +65,7 @@ def test_evaluate_writes_ssim_and_psnr(trained_vae, trained_vqvae):
         result = evaluate_run(run_dir, n_samples=8, c2st_options={"max_folds": 2, "max_epochs": 10})
         stored = json.loads((run_dir / "evaluation.json").read_text())
         assert stored == json.loads(json.dumps(result))
-        assert 0 <= result["ssim"]["mean"] <= 1 and result["psnr"]["mean"] > 0 and result["n_test"] == 8
+        assert 0 <= result["ssim"]["mean"] <= 1 and result["psnr"]["mean"] > 0 and result["n_test"] == 16
         assert result["sharpness_ratio"] > 0 and result["n_samples"] == 8
 
 

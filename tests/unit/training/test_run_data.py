@@ -43,11 +43,12 @@ def test_split_is_what_run_context_has_always_returned(trained_vae, tiny_dataset
     test = data.split("test")
     assert data.split("test") is test  # kept on the instance
     entry = load_manifest(tiny_dataset)["splits"]["test"]
-    assert test.images.dtype == np.float32 and test.images.shape == (8, 32, 32) and len(test) == 8
+    # The tiny dataset holds 2 test subjects of 8 slices.
+    assert test.images.dtype == np.float32 and test.images.shape == (16, 32, 32) and len(test) == 16
     np.testing.assert_array_equal(test.images, load_split_images(tiny_dataset, "test"))
     assert test.subjects == [s[0] for s in entry["slices"]]
     np.testing.assert_array_equal(test.positions, [s[1] for s in entry["slices"]])
-    assert len(test.sites) == 8 and all(isinstance(s, str) and s for s in test.sites)
+    assert len(test.sites) == 16 and all(isinstance(s, str) and s for s in test.sites)
     assert test.conditions is None and data.conditions("train") is None
     assert set(test.as_dict()) == {"images", "subjects", "positions", "sites", "conditions"}
     assert data.has_split("train") and len(data.images("train")) == 48
@@ -63,8 +64,8 @@ def test_split_is_what_run_context_has_always_returned(trained_vae, tiny_dataset
 def test_metadata_has_one_row_per_slice_in_global_order(trained_vae):
     data = RunData.open(trained_vae)
     meta = data.metadata()
-    assert list(meta.columns) == META_COLUMNS and len(meta) == 48 + 8 + 8
-    assert list(meta["row"]) == list(range(64))
+    assert list(meta.columns) == META_COLUMNS and len(meta) == 48 + 8 + 16
+    assert list(meta["row"]) == list(range(72))
     assert list(meta["split"].unique()) == ["train", "val", "test"]
     assert list(meta[meta["split"] == "val"]["index"]) == list(range(8))
     meta["extra"] = 1  # a copy: the kept table is not changed
@@ -105,7 +106,7 @@ def test_a_removed_dataset_is_dataset_missing_with_its_spec(vae_copy, tiny_datas
     config = runs.read_config(vae_copy)
     runs.update_config(vae_copy, {"dataset": {**config["dataset"], "path": str(moved)}})
     data = RunData.open(vae_copy)
-    assert len(data.split("test")) == 8
+    assert len(data.split("test")) == 16
     shutil.rmtree(moved)
     data = RunData.open(vae_copy)  # opening needs only the config
     for read in (lambda: data.dataset_dir, lambda: data.manifest, lambda: data.split("test"),
