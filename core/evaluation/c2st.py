@@ -168,6 +168,25 @@ def _fit_cnn(x_fit, y_fit, is_val, seed, max_epochs, patience, batch_size, learn
                    "stopped_early": len(losses) < max_epochs, "n_fit": int(len(x_tr)), "n_val": int(len(x_va))}
 
 
+def _cross_fit_folds(real_groups, n_synthetic: int, synthetic_groups, n_folds: int, seed: int, rng):
+    """Group labels and fold numbers of the real then synthetic items of a cross-fitted test.
+
+    Real slices are split by subject; independent samples at random (drawing from ``rng``),
+    grouped ones (planted cases made of real people) by group."""
+    real_fold = split_by_group(real_groups, n_folds, seed)
+    if synthetic_groups is None:
+        syn_groups = np.array([f"sample{i}" for i in range(n_synthetic)])
+        syn_fold = rng.permutation(n_synthetic) % n_folds
+    else:
+        syn_groups = np.asarray([f"syn:{g}" for g in synthetic_groups])
+        n_syn_groups = len(np.unique(syn_groups))
+        if n_syn_groups < 2:
+            raise UserError(f"grouped synthetic slices need at least 2 groups, got {n_syn_groups}")
+        syn_fold = split_by_group(syn_groups, min(n_folds, n_syn_groups), seed + 1)
+    groups = np.concatenate([np.array([f"real:{g}" for g in real_groups]), syn_groups])
+    return groups, np.concatenate([real_fold, syn_fold])
+
+
 def fit_group_logistic(s_fit, y_fit, groups_fit, seed, strengths=None, max_splits: int = 4):
     """L2 logistic regression on standardised features, its strength chosen by a
     cross-validation that keeps whole groups together (balanced classes).
@@ -232,21 +251,10 @@ def classifier_two_sample_test(real, real_groups, synthetic, synthetic_groups=No
     if n_folds < 2:
         raise UserError("the two-sample test scores subjects its classifier never saw: it needs real slices of "
                         f"at least 2 subjects, got {len(np.unique(real_groups))}")
-    real_fold = split_by_group(real_groups, n_folds, seed)
-    if synthetic_groups is None:
-        syn_groups = np.array([f"sample{i}" for i in range(len(synthetic))])
-        syn_fold = rng.permutation(len(synthetic)) % n_folds
-    else:
-        syn_groups = np.asarray([f"syn:{g}" for g in synthetic_groups])
-        n_syn_groups = len(np.unique(syn_groups))
-        if n_syn_groups < 2:
-            raise UserError(f"grouped synthetic slices need at least 2 groups, got {n_syn_groups}")
-        syn_fold = split_by_group(syn_groups, min(n_folds, n_syn_groups), seed + 1)
+    groups, fold = _cross_fit_folds(real_groups, len(synthetic), synthetic_groups, n_folds, seed, rng)
 
     x = np.concatenate([real, synthetic])
     y = np.r_[np.zeros(len(real)), np.ones(len(synthetic))].astype(np.float32)
-    groups = np.concatenate([np.array([f"real:{g}" for g in real_groups]), syn_groups])
-    fold = np.concatenate([real_fold, syn_fold])
     stats = slice_statistics(x)
     probability = {"cnn": np.full(len(x), np.nan), "statistics": np.full(len(x), np.nan)}
     folds = []
@@ -392,19 +400,9 @@ def embedding_two_sample_test(real_features, real_groups, synthetic_features, sy
         raise UserError("the two-sample test scores subjects its classifier never saw: it needs real slices of "
                         f"at least 2 subjects, got {len(np.unique(real_groups))}")
     rng = np.random.default_rng(seed)
-    real_fold = split_by_group(real_groups, n_folds, seed)
-    if synthetic_groups is None:
-        syn_groups = np.array([f"sample{i}" for i in range(len(synthetic_features))])
-        syn_fold = rng.permutation(len(synthetic_features)) % n_folds
-    else:
-        syn_groups = np.asarray([f"syn:{g}" for g in synthetic_groups])
-        if len(np.unique(syn_groups)) < 2:
-            raise UserError("grouped synthetic slices need at least 2 groups")
-        syn_fold = split_by_group(syn_groups, min(n_folds, len(np.unique(syn_groups))), seed + 1)
+    groups, fold = _cross_fit_folds(real_groups, len(synthetic_features), synthetic_groups, n_folds, seed, rng)
     x = np.nan_to_num(np.concatenate([real_features, synthetic_features]))
     y = np.r_[np.zeros(len(real_features)), np.ones(len(synthetic_features))]
-    groups = np.concatenate([np.array([f"real:{g}" for g in real_groups]), syn_groups])
-    fold = np.concatenate([real_fold, syn_fold])
     probability = np.full(len(x), np.nan)
     for k in range(n_folds):
         fit, score = fold != k, fold == k
